@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Create (or refresh) the course's virtual environment in .venv and install
+# everything the book and the tests need. Idempotent: a stamp file records the
+# hash of the dependency files, so a second run with nothing changed is instant.
+#
+# Usage: source scripts/setup_env.sh   (or: bash scripts/setup_env.sh)
+# Environment: PYTHON (default python3.11, else python3), VENV (default .venv)
+set -euo pipefail
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+python_bin="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+venv="${VENV:-$repo_root/.venv}"
+
+"$python_bin" - <<'PY'
+import sys
+if sys.version_info < (3, 10):
+    sys.exit(f"Python >= 3.10 is required (3.11 recommended); found {sys.version.split()[0]}")
+PY
+
+if [ ! -x "$venv/bin/python" ]; then
+    echo "[setup] creating virtual environment at $venv with $python_bin"
+    "$python_bin" -m venv "$venv"
+fi
+
+stamp="$venv/.marlpg-deps"
+want="$(cat requirements.txt pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+    echo "[setup] installing dependencies into $venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    # The CPU build of torch 2.13.0 is what the course is tested with; on a
+    # machine that cannot get it, requirements.txt's range takes any torch >= 2.1.
+    "$venv/bin/python" -m pip install --quiet "torch==2.13.0" \
+        || echo "[setup] torch==2.13.0 not available here; requirements.txt will choose a torch"
+    "$venv/bin/python" -m pip install --quiet -r requirements.txt
+    "$venv/bin/python" -m pip install --quiet --no-deps -e .
+    "$venv/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (marlpg)" >/dev/null
+    echo "$want" > "$stamp"
+else
+    echo "[setup] environment at $venv is up to date"
+fi

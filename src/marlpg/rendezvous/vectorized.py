@@ -1,0 +1,288 @@
+r"""Code 30.7.1's protocol on every seed, coupling and critic at once.
+
+One call trains ``seeds x couplings x critics`` independent sets of Gaussian actors for
+``steps`` updates. All of them read the same pre-drawn noise (seed s uses the stream of
+``default_rng(1000 + s)`` exactly as the loop does), so a critic is compared with another
+on identical rollouts, and every number equals ``faithful.run_faithful`` up to float
+rounding. Arrays are laid out [seed, coupling, batch, agent].
+
+One update, for every run at once (Section 2 of the course):
+
+.. math::
+
+    a_{b} = \mu + \sigma\varepsilon_b,\quad
+    \hat g_i = \tfrac1B\textstyle\sum_b A_{b,i}\,\varepsilon_{b,i}/\sigma,\quad
+    \mathrm{noise} = \tfrac1n\textstyle\sum_i \mathrm{Var}_b\big[A_{b,i}\varepsilon_{b,i}/\sigma\big],\quad
+    \mu \leftarrow \mu + \eta\,\hat g.
+
+The step eta is either a number for every cell or ``"auto"``, the rule
+``task.stable_step``: 0.1 / (1 + c n), which is the seed's 0.02 at n = 4, c = 1.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backends
+from .critics import CRITICS, make_critic
+from .task import (
+    SEED_TARGET,
+    action_gradient,
+    check_agents,
+    check_count,
+    check_coupling,
+    check_finite,
+    check_positive,
+    stable_step,
+    team_reward,
+    team_reward_from_sums,
+)
+
+DIVERGENCE_BOUND = 1e6
+"""A run has diverged once any policy mean leaves [-1e6, 1e6] or stops being finite."""
+
+
+class DivergenceError(RuntimeError):
+    """Raised by ``require_stable`` when a chosen step made some run blow up."""
+
+
+@dataclass(frozen=True)
+class CouplingBatch:
+    """The rendezvous task for several couplings at once, shaped for [seed, coupling, batch, agent]."""
+
+    n_agents: int
+    target: float
+    couplings: object  # [C], numpy array or torch tensor
+
+    def team_reward(self, actions):
+        return team_reward(actions, self.target, self.couplings[:, None])
+
+    def action_gradient(self, actions):
+        return action_gradient(actions, self.target, self.couplings[:, None, None])
+
+    @property
+    def own_curvature(self):
+        return (1.0 + self.couplings * (self.n_agents - 1))[:, None, None]
+
+
+@dataclass
+class Simulation:
+    """What one call of ``simulate`` measured; every array is numpy, indexed [critic, coupling, seed]."""
+
+    n_agents: int
+    critics: tuple
+    couplings: np.ndarray  # [C]
+    steps_used: np.ndarray  # [C], the step size each coupling trained with
+    final_reward: np.ndarray  # [K, C, S] team reward at the final policy means
+    grad_variance: np.ndarray  # [K, C, S] gradient-noise scale averaged over updates
+    diverged: np.ndarray  # [K, C, S]
+    variance_trace: np.ndarray | None  # [K, C, T] gradient-noise scale per update, mean over seeds
+
+    def cell(self, critic: str, coupling: float | None = None):
+        """(final_reward[S], grad_variance[S]) of one critic at one coupling."""
+        k = self.critics.index(critic)
+        c = 0 if coupling is None else int(np.flatnonzero(np.isclose(self.couplings, coupling))[0])
+        return self.final_reward[k, c], self.grad_variance[k, c]
+
+    def mean_variance(self, critic: str) -> np.ndarray:
+        """Gradient variance averaged over seeds, one value per coupling (NaN where a run diverged)."""
+        k = self.critics.index(critic)
+        mean = self.grad_variance[k].mean(-1)
+        return np.where(self.diverged[k].any(-1), np.nan, mean)
+
+    def variance_ratio(self, numerator: str, denominator: str) -> np.ndarray:
+        return self.mean_variance(numerator) / self.mean_variance(denominator)
+
+    @property
+    def any_diverged(self) -> bool:
+        return bool(self.diverged.any())
+
+
+class NoiseBank:
+    """Every random number of the protocol, drawn once and shared by any number of agents.
+
+    Seed s draws, from ``default_rng(seed_offset + s)``, first the n initial means and
+    then ``steps`` blocks of [batch, n] action noise. A generator's normals form one
+    stream however the draws are split, so that is the stream's first n values
+    followed by the next ``steps * batch * n``: one draw of the longest prefix any n
+    needs serves every n up to ``max_agents``. Seeds are drawn on two threads (numpy's
+    generators release the GIL).
+    """
+
+    def __init__(self, max_agents: int, batch: int, steps: int, seeds: int, seed_offset: int = 1000):
+        check_agents(max_agents)
+        self.max_agents, self.batch, self.steps, self.seeds = max_agents, batch, steps, seeds
+        self.stream = np.empty((seeds, max_agents * (1 + steps * batch)))
+
+        def fill(s):
+            np.random.default_rng(seed_offset + s).standard_normal(out=self.stream[s])
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(fill, range(seeds)))
+
+    def for_agents(self, n_agents: int):
+        """Initial means [S, n] and action noise [T, S, B, n] for ``n_agents`` agents."""
+        if n_agents > self.max_agents:
+            raise ValueError(f"this noise bank serves up to {self.max_agents} agents, not {n_agents}")
+        initial_means = self.stream[:, :n_agents] * 0.5
+        used = self.stream[:, n_agents : n_agents * (1 + self.steps * self.batch)]
+        noise = used.reshape(self.seeds, self.steps, self.batch, n_agents).transpose(1, 0, 2, 3)
+        return initial_means, np.ascontiguousarray(noise)
+
+
+def resolve_steps(step, n_agents: int, couplings) -> np.ndarray:
+    if isinstance(step, str):
+        if step != "auto":
+            raise ValueError(f"step must be a number > 0 or 'auto', got {step!r}")
+        return np.array([stable_step(n_agents, c) for c in couplings])
+    check_positive("step", step)
+    return np.full(len(couplings), float(step))
+
+
+def simulate(
+    n_agents: int = 4,
+    couplings=(1.0,),
+    critics=CRITICS,
+    *,
+    target: float = SEED_TARGET,
+    sigma: float = 0.25,
+    step="auto",
+    batch: int = 32,
+    steps: int = 400,
+    seeds: int = 30,
+    seed_offset: int = 1000,
+    baseline_rate: float = 0.02,
+    backend: str = "numpy",
+    device: str | None = None,
+    trace: bool = False,
+    noise_bank: NoiseBank | None = None,
+) -> Simulation:
+    """Train every (critic, coupling, seed) run for ``steps`` updates and measure it.
+
+    Pass a ``noise_bank`` to reuse one draw of the random streams across calls
+    (its batch, steps and seeds then win over the arguments of the same name).
+    """
+    check_agents(n_agents)
+    couplings = np.atleast_1d(np.asarray(couplings, dtype=float))
+    for c in couplings:
+        check_coupling(c)
+    critics = tuple(critics)
+    for name in critics:
+        if name not in CRITICS:
+            raise ValueError(f"critic must be one of {CRITICS}, got {name!r}")
+    check_finite("target", target)
+    check_positive("sigma", sigma)
+    check_count("batch", batch)
+    check_count("steps", steps)
+    check_count("seeds", seeds)
+    check_finite("baseline_rate", baseline_rate)
+    xp, dev = backends.resolve(backend, device)
+    steps_used = resolve_steps(step, n_agents, couplings)
+
+    bank = noise_bank or NoiseBank(n_agents, batch, steps, seeds, seed_offset)
+    initial_means, noise = bank.for_agents(n_agents)
+    noise = _NoiseStatistics(backends.to_backend(noise, xp, dev))
+    task = CouplingBatch(n_agents, target, backends.to_backend(couplings, xp, dev))
+    eta = backends.to_backend(steps_used, xp, dev)[:, None]  # [C, 1]
+
+    start = backends.to_backend(np.repeat(initial_means[:, None, :], len(couplings), axis=1), xp, dev)
+    runs = [_Run(make_critic(name, start, baseline_rate), start, bank.steps) for name in critics]
+    with np.errstate(all="ignore"):
+        for t in range(bank.steps):
+            for run in runs:
+                run.update(t, task, noise, sigma, eta)
+
+    def collect(values):  # list over critics of [S, C, ...] -> numpy [K, C, S, ...]
+        return np.stack([backends.to_numpy(v) for v in values]).swapaxes(1, 2)
+
+    final_reward = collect([team_reward(run.mu, target, task.couplings) for run in runs])
+    grad_variance = collect([run.variances.mean(0) for run in runs])
+    final_means = collect([run.mu for run in runs])
+    diverged = ~(np.abs(final_means) <= DIVERGENCE_BOUND).all(-1) | ~np.isfinite(grad_variance)
+    variance_trace = np.stack([backends.to_numpy(run.variances.mean(1)).T for run in runs]) if trace else None
+    return Simulation(n_agents, critics, couplings, steps_used, final_reward, grad_variance, diverged, variance_trace)
+
+
+class _NoiseStatistics:
+    """The pre-drawn noise eps [T, S, B, n] and the per-rollout sums the reward needs."""
+
+    def __init__(self, noise):
+        self.eps = noise
+        self.eps_sq = noise**2
+        self.sum = noise.sum(-1)  # [T, S, B]
+        self.sum_sq = self.eps_sq.sum(-1)  # [T, S, B]
+
+
+class Rollouts:
+    """One batch of rollouts for runs [S, C]: a = mu + sigma * eps, with rewards [S, C, B].
+
+    The team reward needs only sum_i a_i and sum_i a_i^2 per rollout, and
+    sum_i a_i^2 = |mu|^2 + 2 sigma <mu, eps> + sigma^2 |eps|^2 costs one batched matrix
+    product, so the [S, C, B, n] actions are built only if a critic asks for them.
+    """
+
+    def __init__(self, t, mu, noise: _NoiseStatistics, sigma, task):
+        self.mu, self.sigma = mu, sigma
+        self.eps = noise.eps[t]  # [S, B, n]
+        self.eps_sq = noise.eps_sq[t]
+        mu_dot_eps = mu @ self.eps.swapaxes(-1, -2)  # [S, C, B]
+        total = mu.sum(-1)[..., None] + sigma * noise.sum[t][:, None]
+        total_sq = (mu**2).sum(-1)[..., None] + 2 * sigma * mu_dot_eps + sigma**2 * noise.sum_sq[t][:, None]
+        self.rewards = team_reward_from_sums(total, total_sq, task.n_agents, task.target, task.couplings[:, None])
+
+    @property
+    def actions(self):  # [S, C, B, n]
+        return self.mu[..., None, :] + self.sigma * self.eps[:, None]
+
+    @property
+    def own_noise(self):  # a_i - mu_i, [S, 1, B, n]
+        return self.sigma * self.eps[:, None]
+
+
+class _Run:
+    """The policy means of one critic's runs, [S, C, n], and their gradient-noise scale per update."""
+
+    def __init__(self, critic, start, steps: int):
+        self.critic = critic
+        self.mu = start * 1.0
+        self.variances = (start[..., 0] * 0.0)[None].repeat(steps, 0) if isinstance(start, np.ndarray) else (
+            start[..., 0] * 0.0
+        )[None].repeat(steps, 1, 1)  # [T, S, C]
+
+    def update(self, t: int, task, noise: _NoiseStatistics, sigma: float, eta):
+        rollouts = Rollouts(t, self.mu, noise, sigma, task)
+        advantages = self.critic.advantages(rollouts, task)
+        self.critic.observe(rollouts.rewards)
+        batch = rollouts.eps.shape[-2]
+        # Per-sample gradient g_bi = A_bi * eps_bi / sigma; we need its batch mean and mean square.
+        if advantages.ndim == rollouts.rewards.ndim:  # one advantage per rollout: batch sums are matmuls
+            mean_grad = advantages @ rollouts.eps / (batch * sigma)
+            mean_sq_grad = advantages**2 @ rollouts.eps_sq / (batch * sigma**2)
+        else:  # one advantage per agent
+            per_sample_grad = advantages * rollouts.eps[:, None] / sigma
+            mean_grad = per_sample_grad.mean(-2)
+            mean_sq_grad = (per_sample_grad**2).mean(-2)
+        self.variances[t] = (mean_sq_grad - mean_grad**2).mean(-1)
+        self.mu = self.mu + eta * mean_grad
+
+
+def require_stable(simulation: Simulation) -> Simulation:
+    """Raise a ``DivergenceError`` naming every diverged cell and the step that caused it."""
+    if not simulation.any_diverged:
+        return simulation
+    lines = []
+    for k, critic in enumerate(simulation.critics):
+        for c, coupling in enumerate(simulation.couplings):
+            count = int(simulation.diverged[k, c].sum())
+            if count:
+                limit = 1.0 / (1.0 + coupling * simulation.n_agents)
+                lines.append(
+                    f"  n={simulation.n_agents} coupling={coupling:g} critic={critic}: {count} of "
+                    f"{simulation.diverged.shape[-1]} seeds diverged with step {simulation.steps_used[c]:g} "
+                    f"(noise-free ascent is stable only below 1/(1 + c n) = {limit:.4g})"
+                )
+    raise DivergenceError(
+        "gradient ascent diverged:\n" + "\n".join(lines) + "\nuse step='auto' or a smaller step"
+    )
