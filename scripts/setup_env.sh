@@ -20,7 +20,18 @@ PY
 
 if [ ! -x "$venv/bin/python" ]; then
     echo "[setup] creating virtual environment at $venv with $python_bin"
-    "$python_bin" -m venv "$venv"
+    if ! "$python_bin" -m venv "$venv"; then
+        # Debian's system Python ships venv separately.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "[setup] installing Debian's python3-venv"
+            apt-get update -qq && apt-get install -y -qq python3-venv
+            rm -rf "$venv"
+            "$python_bin" -m venv "$venv"
+        else
+            echo "[setup] '$python_bin -m venv' failed: install your distribution's venv package (Debian: python3-venv)" >&2
+            exit 1
+        fi
+    fi
 fi
 
 stamp="$venv/.marlpg-deps"

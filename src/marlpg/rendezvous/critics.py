@@ -87,9 +87,8 @@ class JointActionCritic:
         pass
 
     def advantages(self, rollouts, task):
-        own_noise = rollouts.own_noise
-        curvature_term = task.own_curvature * (own_noise**2 + rollouts.sigma**2)
-        return task.action_gradient(rollouts.actions) * own_noise + curvature_term
+        curvature_term = task.own_curvature * (rollouts.own_noise_sq + rollouts.sigma**2)
+        return rollouts.reward_gradient(task) * rollouts.own_noise + curvature_term
 
     def observe(self, rewards):
         pass

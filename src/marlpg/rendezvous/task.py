@@ -89,13 +89,15 @@ def team_reward_from_sums(total, total_sq, n_agents: int, target: float, couplin
     return -(miss + coupling * disagreement)
 
 
-def action_gradient(actions, target: float, coupling):
+def action_gradient(actions, target: float, coupling, total=None):
     r"""dR/da_i = -2[(a_i - t) + c(n a_i - \sum_j a_j)] for actions [..., n].
 
-    ``coupling`` broadcasts against ``actions`` (a scalar, or e.g. shape [C, 1, 1]).
+    ``coupling`` broadcasts against ``actions`` (a scalar, or e.g. shape [C, 1, 1]);
+    ``total``, if the caller has it, is sum_j a_j with a trailing axis of size 1.
     """
     n = actions.shape[-1]
-    total = actions.sum(-1)[..., None]
+    if total is None:
+        total = actions.sum(-1)[..., None]
     return -2.0 * ((actions - target) + coupling * (n * actions - total))
 
 

@@ -50,7 +50,7 @@ class DivergenceError(RuntimeError):
 
 @dataclass(frozen=True)
 class CouplingBatch:
-    """The rendezvous task for several couplings at once, shaped for [seed, coupling, batch, agent]."""
+    """The rendezvous task for several runs at once, one coupling per run, shaped for [seed, run, batch, agent]."""
 
     n_agents: int
     target: float
@@ -58,6 +58,9 @@ class CouplingBatch:
 
     def team_reward(self, actions):
         return team_reward(actions, self.target, self.couplings[:, None])
+
+    def select(self, runs: slice) -> "CouplingBatch":
+        return CouplingBatch(self.n_agents, self.target, self.couplings[runs])
 
     def action_gradient(self, actions):
         return action_gradient(actions, self.target, self.couplings[:, None, None])
@@ -184,25 +187,55 @@ def simulate(
     bank = noise_bank or NoiseBank(n_agents, batch, steps, seeds, seed_offset)
     initial_means, noise = bank.for_agents(n_agents)
     noise = _NoiseStatistics(backends.to_backend(noise, xp, dev))
-    task = CouplingBatch(n_agents, target, backends.to_backend(couplings, xp, dev))
-    eta = backends.to_backend(steps_used, xp, dev)[:, None]  # [C, 1]
-
-    start = backends.to_backend(np.repeat(initial_means[:, None, :], len(couplings), axis=1), xp, dev)
-    runs = [_Run(make_critic(name, start, baseline_rate), start, bank.steps) for name in critics]
+    # Runs are laid out critic-major along axis 1: run k*C + c is critic k at coupling c.
+    n_runs = len(critics) * len(couplings)
+    run_couplings = np.tile(couplings, len(critics))
+    task = CouplingBatch(n_agents, target, backends.to_backend(run_couplings, xp, dev))
+    eta = backends.to_backend(np.tile(steps_used, len(critics)), xp, dev)[:, None]  # [R, 1]
+    mu = backends.to_backend(np.repeat(initial_means[:, None, :], n_runs, axis=1), xp, dev)  # [S, R, n]
+    groups = [
+        (make_critic(name, mu[:, sl], baseline_rate), sl)
+        for k, name in enumerate(critics)
+        for sl in [slice(k * len(couplings), (k + 1) * len(couplings))]
+    ]
+    variances = mu[None, ..., 0].repeat(bank.steps, 0) if xp is np else mu[None, ..., 0].repeat(bank.steps, 1, 1)
+    mean_grad, mean_sq_grad = mu * 0.0, mu * 0.0
     with np.errstate(all="ignore"):
         for t in range(bank.steps):
-            for run in runs:
-                run.update(t, task, noise, sigma, eta)
+            rollouts = Rollouts(t, mu, noise, sigma, task)
+            for critic, sl in groups:
+                part = rollouts.select(sl)
+                advantages = critic.advantages(part, task.select(sl))
+                critic.observe(part.rewards)
+                mean_grad[:, sl], mean_sq_grad[:, sl] = gradient_moments(advantages, part.eps, part.eps_sq, sigma)
+            variances[t] = (mean_sq_grad - mean_grad**2).mean(-1)
+            mu = mu + eta * mean_grad
 
-    def collect(values):  # list over critics of [S, C, ...] -> numpy [K, C, S, ...]
-        return np.stack([backends.to_numpy(v) for v in values]).swapaxes(1, 2)
+    def by_critic(values):  # [S, R, ...] on the backend -> numpy [K, C, S, ...]
+        values = backends.to_numpy(values)
+        values = values.reshape(values.shape[0], len(critics), len(couplings), *values.shape[2:])
+        return np.moveaxis(values, 0, 2)
 
-    final_reward = collect([team_reward(run.mu, target, task.couplings) for run in runs])
-    grad_variance = collect([run.variances.mean(0) for run in runs])
-    final_means = collect([run.mu for run in runs])
-    diverged = ~(np.abs(final_means) <= DIVERGENCE_BOUND).all(-1) | ~np.isfinite(grad_variance)
-    variance_trace = np.stack([backends.to_numpy(run.variances.mean(1)).T for run in runs]) if trace else None
+    final_reward = by_critic(team_reward(mu, target, task.couplings))
+    grad_variance = by_critic(variances.mean(0))
+    diverged = ~(np.abs(by_critic(mu)) <= DIVERGENCE_BOUND).all(-1) | ~np.isfinite(grad_variance)
+    variance_trace = backends.to_numpy(variances.mean(1)).T.reshape(len(critics), len(couplings), -1) if trace else None
     return Simulation(n_agents, critics, couplings, steps_used, final_reward, grad_variance, diverged, variance_trace)
+
+
+def gradient_moments(advantages, eps, eps_sq, sigma: float):
+    """Batch mean and mean square of the per-sample gradient g_bi = A_bi eps_bi / sigma.
+
+    With one advantage per rollout ([S, R, B]) both batch sums are matrix products with
+    the noise; with one advantage per agent ([S, R, B, n]) they are plain means.
+    """
+    batch = eps.shape[-2]
+    if advantages.ndim == eps.ndim:
+        return advantages @ eps / (batch * sigma), advantages**2 @ eps_sq / (batch * sigma**2)
+    per_sample_grad = advantages * eps[:, None] / sigma
+    # A product with a row of ones sums over the batch axis several times faster than .mean(-2).
+    ones = eps[0, :, 0] * 0 + 1.0  # [B]
+    return ones @ per_sample_grad / batch, ones @ per_sample_grad**2 / batch
 
 
 class _NoiseStatistics:
@@ -211,61 +244,46 @@ class _NoiseStatistics:
     def __init__(self, noise):
         self.eps = noise
         self.eps_sq = noise**2
-        self.sum = noise.sum(-1)  # [T, S, B]
-        self.sum_sq = self.eps_sq.sum(-1)  # [T, S, B]
+        self.eps_t = noise.swapaxes(-1, -2) * 1.0  # [T, S, n, B], contiguous for the matmul
+        self.sum = noise.sum(-1)[:, :, None]  # [T, S, 1, B]
+        self.sum_sq = self.eps_sq.sum(-1)[:, :, None]
 
 
 class Rollouts:
-    """One batch of rollouts for runs [S, C]: a = mu + sigma * eps, with rewards [S, C, B].
+    """One batch of rollouts for runs [S, R]: a = mu + sigma * eps, with team rewards [S, R, B].
 
     The team reward needs only sum_i a_i and sum_i a_i^2 per rollout, and
     sum_i a_i^2 = |mu|^2 + 2 sigma <mu, eps> + sigma^2 |eps|^2 costs one batched matrix
-    product, so the [S, C, B, n] actions are built only if a critic asks for them.
+    product, so the [S, R, B, n] actions are built only if a critic asks for them.
     """
 
     def __init__(self, t, mu, noise: _NoiseStatistics, sigma, task):
-        self.mu, self.sigma = mu, sigma
-        self.eps = noise.eps[t]  # [S, B, n]
+        self.mu, self.sigma, self.eps = mu, sigma, noise.eps[t]  # eps: [S, B, n]
         self.eps_sq = noise.eps_sq[t]
-        mu_dot_eps = mu @ self.eps.swapaxes(-1, -2)  # [S, C, B]
-        total = mu.sum(-1)[..., None] + sigma * noise.sum[t][:, None]
-        total_sq = (mu**2).sum(-1)[..., None] + 2 * sigma * mu_dot_eps + sigma**2 * noise.sum_sq[t][:, None]
-        self.rewards = team_reward_from_sums(total, total_sq, task.n_agents, task.target, task.couplings[:, None])
+        self.total = mu.sum(-1)[..., None] + sigma * noise.sum[t]  # sum_i a_i, [S, R, B]
+        total_sq = (mu**2).sum(-1)[..., None] + 2 * sigma * (mu @ noise.eps_t[t]) + sigma**2 * noise.sum_sq[t]
+        self.rewards = team_reward_from_sums(self.total, total_sq, task.n_agents, task.target, task.couplings[:, None])
+
+    def select(self, runs: slice) -> "Rollouts":
+        part = Rollouts.__new__(Rollouts)
+        part.mu, part.sigma, part.eps, part.eps_sq = self.mu[:, runs], self.sigma, self.eps, self.eps_sq
+        part.total, part.rewards = self.total[:, runs], self.rewards[:, runs]
+        return part
 
     @property
-    def actions(self):  # [S, C, B, n]
+    def actions(self):  # [S, R, B, n]
         return self.mu[..., None, :] + self.sigma * self.eps[:, None]
 
     @property
     def own_noise(self):  # a_i - mu_i, [S, 1, B, n]
         return self.sigma * self.eps[:, None]
 
+    @property
+    def own_noise_sq(self):  # (a_i - mu_i)^2, [S, 1, B, n]
+        return self.sigma**2 * self.eps_sq[:, None]
 
-class _Run:
-    """The policy means of one critic's runs, [S, C, n], and their gradient-noise scale per update."""
-
-    def __init__(self, critic, start, steps: int):
-        self.critic = critic
-        self.mu = start * 1.0
-        self.variances = (start[..., 0] * 0.0)[None].repeat(steps, 0) if isinstance(start, np.ndarray) else (
-            start[..., 0] * 0.0
-        )[None].repeat(steps, 1, 1)  # [T, S, C]
-
-    def update(self, t: int, task, noise: _NoiseStatistics, sigma: float, eta):
-        rollouts = Rollouts(t, self.mu, noise, sigma, task)
-        advantages = self.critic.advantages(rollouts, task)
-        self.critic.observe(rollouts.rewards)
-        batch = rollouts.eps.shape[-2]
-        # Per-sample gradient g_bi = A_bi * eps_bi / sigma; we need its batch mean and mean square.
-        if advantages.ndim == rollouts.rewards.ndim:  # one advantage per rollout: batch sums are matmuls
-            mean_grad = advantages @ rollouts.eps / (batch * sigma)
-            mean_sq_grad = advantages**2 @ rollouts.eps_sq / (batch * sigma**2)
-        else:  # one advantage per agent
-            per_sample_grad = advantages * rollouts.eps[:, None] / sigma
-            mean_grad = per_sample_grad.mean(-2)
-            mean_sq_grad = (per_sample_grad**2).mean(-2)
-        self.variances[t] = (mean_sq_grad - mean_grad**2).mean(-1)
-        self.mu = self.mu + eta * mean_grad
+    def reward_gradient(self, task):  # dR/da_i at every sampled joint action, [S, R, B, n]
+        return action_gradient(self.actions, task.target, task.couplings[:, None, None], total=self.total[..., None])
 
 
 def require_stable(simulation: Simulation) -> Simulation:

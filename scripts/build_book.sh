@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Build the HTML book: set up .venv (first run only), execute every notebook (cached in
+# _build/.jupyter_cache, so unchanged notebooks are not re-run) and print where index.html is.
+#
+# Usage: bash scripts/build_book.sh [--clean]     --clean: drop _build first (re-executes everything)
+set -euo pipefail
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+bash scripts/setup_env.sh
+if [ "${1:-}" = "--clean" ]; then
+    rm -rf _build
+fi
+start=$(date +%s)
+# -W: warnings are errors; -n: nitpicky cross-references; --keep-going: report every problem.
+.venv/bin/jupyter-book build . -W -n --keep-going
+echo
+echo "[book] built in $(( $(date +%s) - start )) s; notebook execution times: _build/html/reports/ and the build log above"
+echo "[book] open: $repo_root/_build/html/index.html"

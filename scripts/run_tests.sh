@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run every test: the library, the CLI, the benchmarks at a tiny budget, every notebook
+# top to bottom, and the book build. Sets up .venv first if needed.
+#
+# Usage: bash scripts/run_tests.sh [pytest arguments]
+set -euo pipefail
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+bash scripts/setup_env.sh
+exec .venv/bin/python -m pytest "$@"
