@@ -61,3 +61,12 @@ def maximum(a, b):
     import torch
 
     return torch.maximum(a, b)
+
+
+def zeros_like(array, leading: int):
+    """Zeros of shape [leading, *array.shape] with array's dtype and device."""
+    if isinstance(array, np.ndarray):
+        return np.zeros((leading, *array.shape), dtype=array.dtype)
+    import torch
+
+    return torch.zeros((leading, *array.shape), dtype=array.dtype, device=array.device)

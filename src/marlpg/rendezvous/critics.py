@@ -42,7 +42,7 @@ CRITICS = ("independent", "state-value", "joint-action")
 
 def batch_mean(rewards):
     """Mean over the batch axis of [..., B], kept as [..., 1]."""
-    return rewards.mean(-1)[..., None]
+    return rewards.sum(-1)[..., None] / rewards.shape[-1]
 
 
 class IndependentCritic:

@@ -57,7 +57,11 @@ class CouplingBatch:
     couplings: object  # [C], numpy array or torch tensor
 
     def team_reward(self, actions):
-        return team_reward(actions, self.target, self.couplings[:, None])
+        return team_reward(actions, self.target, self.coupling_column)
+
+    @property
+    def coupling_column(self):  # [R, 1], broadcasts against [S, R, B]
+        return self.couplings[:, None]
 
     def select(self, runs: slice) -> "CouplingBatch":
         return CouplingBatch(self.n_agents, self.target, self.couplings[runs])
@@ -186,29 +190,28 @@ def simulate(
 
     bank = noise_bank or NoiseBank(n_agents, batch, steps, seeds, seed_offset)
     initial_means, noise = bank.for_agents(n_agents)
-    noise = _NoiseStatistics(backends.to_backend(noise, xp, dev))
+    noise = _NoiseStatistics(backends.to_backend(noise, xp, dev), sigma)
     # Runs are laid out critic-major along axis 1: run k*C + c is critic k at coupling c.
     n_runs = len(critics) * len(couplings)
     run_couplings = np.tile(couplings, len(critics))
     task = CouplingBatch(n_agents, target, backends.to_backend(run_couplings, xp, dev))
     eta = backends.to_backend(np.tile(steps_used, len(critics)), xp, dev)[:, None]  # [R, 1]
     mu = backends.to_backend(np.repeat(initial_means[:, None, :], n_runs, axis=1), xp, dev)  # [S, R, n]
-    groups = [
-        (make_critic(name, mu[:, sl], baseline_rate), sl)
-        for k, name in enumerate(critics)
-        for sl in [slice(k * len(couplings), (k + 1) * len(couplings))]
-    ]
-    variances = mu[None, ..., 0].repeat(bank.steps, 0) if xp is np else mu[None, ..., 0].repeat(bank.steps, 1, 1)
+    groups = []
+    for k, name in enumerate(critics):
+        runs = slice(k * len(couplings), (k + 1) * len(couplings))
+        groups.append((make_critic(name, mu[:, runs], baseline_rate), runs, task.select(runs)))
+    variances = backends.zeros_like(mu[:, :, 0], leading=bank.steps)  # [T, S, R]
     mean_grad, mean_sq_grad = mu * 0.0, mu * 0.0
     with np.errstate(all="ignore"):
         for t in range(bank.steps):
             rollouts = Rollouts(t, mu, noise, sigma, task)
-            for critic, sl in groups:
-                part = rollouts.select(sl)
-                advantages = critic.advantages(part, task.select(sl))
+            for critic, runs, part_task in groups:
+                part = rollouts.select(runs)
+                advantages = critic.advantages(part, part_task)
                 critic.observe(part.rewards)
-                mean_grad[:, sl], mean_sq_grad[:, sl] = gradient_moments(advantages, part.eps, part.eps_sq, sigma)
-            variances[t] = (mean_sq_grad - mean_grad**2).mean(-1)
+                mean_grad[:, runs], mean_sq_grad[:, runs] = gradient_moments(advantages, part, noise.ones)
+            variances[t] = (mean_sq_grad - mean_grad**2).sum(-1) / n_agents
             mu = mu + eta * mean_grad
 
     def by_critic(values):  # [S, R, ...] on the backend -> numpy [K, C, S, ...]
@@ -223,30 +226,33 @@ def simulate(
     return Simulation(n_agents, critics, couplings, steps_used, final_reward, grad_variance, diverged, variance_trace)
 
 
-def gradient_moments(advantages, eps, eps_sq, sigma: float):
+def gradient_moments(advantages, rollouts, batch_weights):
     """Batch mean and mean square of the per-sample gradient g_bi = A_bi eps_bi / sigma.
 
-    With one advantage per rollout ([S, R, B]) both batch sums are matrix products with
-    the noise; with one advantage per agent ([S, R, B, n]) they are plain means.
+    With one advantage per rollout ([S, R, B]) both batch means are matrix products with
+    the noise; with one advantage per agent ([S, R, B, n]) they are products with a row of
+    1/B (several times faster than ``.mean(-2)``).
     """
-    batch = eps.shape[-2]
-    if advantages.ndim == eps.ndim:
-        return advantages @ eps / (batch * sigma), advantages**2 @ eps_sq / (batch * sigma**2)
-    per_sample_grad = advantages * eps[:, None] / sigma
-    # A product with a row of ones sums over the batch axis several times faster than .mean(-2).
-    ones = eps[0, :, 0] * 0 + 1.0  # [B]
-    return ones @ per_sample_grad / batch, ones @ per_sample_grad**2 / batch
+    sigma = rollouts.sigma
+    if advantages.ndim == rollouts.eps.ndim:
+        batch = rollouts.eps.shape[-2]
+        return (advantages @ rollouts.eps) / (batch * sigma), (advantages**2 @ rollouts.eps_sq) / (batch * sigma**2)
+    per_sample_grad = advantages * rollouts.eps[:, None]
+    return (batch_weights @ per_sample_grad) / sigma, (batch_weights @ per_sample_grad**2) / sigma**2
 
 
 class _NoiseStatistics:
-    """The pre-drawn noise eps [T, S, B, n] and the per-rollout sums the reward needs."""
+    """The pre-drawn noise eps [T, S, B, n] and the sums over agents the reward needs."""
 
-    def __init__(self, noise):
+    def __init__(self, noise, sigma: float):
         self.eps = noise
         self.eps_sq = noise**2
-        self.eps_t = noise.swapaxes(-1, -2) * 1.0  # [T, S, n, B], contiguous for the matmul
-        self.sum = noise.sum(-1)[:, :, None]  # [T, S, 1, B]
-        self.sum_sq = self.eps_sq.sum(-1)[:, :, None]
+        # Sums over the (short) agent axis as products with a column of ones: numpy reduces
+        # a trailing axis of length 4 far slower than it multiplies matrices.
+        ones = noise[0, 0, 0, :, None] * 0 + 1.0  # [n, 1]
+        self.sigma_sum = sigma * (noise @ ones)[..., 0][:, :, None]  # sigma sum_i eps_i, [T, S, 1, B]
+        self.sigma_sq_sum_sq = sigma**2 * (self.eps_sq @ ones)[..., 0][:, :, None]  # sigma^2 |eps|^2
+        self.ones = noise[0, 0, :, 0] * 0 + 1.0 / noise.shape[-2]  # [B] of 1/B: a batch mean as a product
 
 
 class Rollouts:
@@ -258,16 +264,16 @@ class Rollouts:
     """
 
     def __init__(self, t, mu, noise: _NoiseStatistics, sigma, task):
-        self.mu, self.sigma, self.eps = mu, sigma, noise.eps[t]  # eps: [S, B, n]
-        self.eps_sq = noise.eps_sq[t]
-        self.total = mu.sum(-1)[..., None] + sigma * noise.sum[t]  # sum_i a_i, [S, R, B]
-        total_sq = (mu**2).sum(-1)[..., None] + 2 * sigma * (mu @ noise.eps_t[t]) + sigma**2 * noise.sum_sq[t]
-        self.rewards = team_reward_from_sums(self.total, total_sq, task.n_agents, task.target, task.couplings[:, None])
+        self.mu, self.sigma = mu, sigma
+        self.eps, self.eps_sq = noise.eps[t], noise.eps_sq[t]  # [S, B, n]
+        self.total = mu.sum(-1)[..., None] + noise.sigma_sum[t]  # sum_i a_i, [S, R, B]
+        total_sq = (mu**2).sum(-1)[..., None] + (2 * sigma) * (mu @ self.eps.swapaxes(-1, -2)) + noise.sigma_sq_sum_sq[t]
+        self.rewards = team_reward_from_sums(self.total, total_sq, task.n_agents, task.target, task.coupling_column)
 
     def select(self, runs: slice) -> "Rollouts":
         part = Rollouts.__new__(Rollouts)
-        part.mu, part.sigma, part.eps, part.eps_sq = self.mu[:, runs], self.sigma, self.eps, self.eps_sq
-        part.total, part.rewards = self.total[:, runs], self.rewards[:, runs]
+        part.__dict__.update(self.__dict__)
+        part.mu, part.total, part.rewards = self.mu[:, runs], self.total[:, runs], self.rewards[:, runs]
         return part
 
     @property
