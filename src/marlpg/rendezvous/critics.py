@@ -8,7 +8,7 @@ agent i's score function in the policy gradient
     \hat g_i = \frac{1}{B}\sum_b A_{b,i}\,\nabla_{\mu_i}\log\pi_i(a_{b,i})
              = \frac{1}{B}\sum_b A_{b,i}\,\frac{a_{b,i}-\mu_i}{\sigma^2}.
 
-All three keep the estimate (essentially) unbiased: a baseline that does not depend on
+All three keep the estimate unbiased (up to the factor noted for ``state-value``): a baseline that does not depend on
 agent i's own action leaves E[g_i] unchanged. They differ in how much of the reward's
 variation they explain away, and so in the variance of g_i.
 
@@ -16,7 +16,9 @@ variation they explain away, and so in the variance of g_i.
   is a running average b_i <- b_i + rate * (mean_b R - b_i). The seed's second branch.
 * ``state-value``: sees the joint state, here the agents' policies, but not the joint
   action, so the best it can do is V = E_a[R], estimated by the batch mean. This is the
-  seed's "central critic": it never looks at anyone's action.
+  seed's "central critic": it never looks at anyone's action. (The batch mean includes
+  the rollout's own reward, which shrinks the expected gradient by the factor
+  (B - 1)/B, 31/32 at B = 32; the seed does this, so the course keeps it.)
 * ``joint-action``: sees every agent's action and gives agent i the counterfactual
   baseline that averages the team reward over agent i's own action, the others held
   fixed (COMA's idea, computed exactly for this quadratic reward):

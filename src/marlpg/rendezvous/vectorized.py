@@ -4,7 +4,8 @@ One call trains ``seeds x couplings x critics`` independent sets of Gaussian act
 ``steps`` updates. All of them read the same pre-drawn noise (seed s uses the stream of
 ``default_rng(1000 + s)`` exactly as the loop does), so a critic is compared with another
 on identical rollouts, and every number equals ``faithful.run_faithful`` up to float
-rounding. Arrays are laid out [seed, coupling, batch, agent].
+rounding. Arrays are laid out [seed, run, batch, agent], where a run is one
+(critic, coupling) pair.
 
 One update, for every run at once (Section 2 of the course):
 
@@ -16,7 +17,8 @@ One update, for every run at once (Section 2 of the course):
     \mu \leftarrow \mu + \eta\,\hat g.
 
 The step eta is either a number for every cell or ``"auto"``, the rule
-``task.stable_step``: 0.1 / (1 + c n), which is the seed's 0.02 at n = 4, c = 1.
+``task.stable_step``: 0.4 / (n (1 + c n)), which is the seed's 0.02 at n = 4, c = 1.
+A run whose means leave [-1e6, 1e6] or stop being finite is marked diverged.
 """
 from __future__ import annotations
 
@@ -171,20 +173,9 @@ def simulate(
     Pass a ``noise_bank`` to reuse one draw of the random streams across calls
     (its batch, steps and seeds then win over the arguments of the same name).
     """
-    check_agents(n_agents)
     couplings = np.atleast_1d(np.asarray(couplings, dtype=float))
-    for c in couplings:
-        check_coupling(c)
     critics = tuple(critics)
-    for name in critics:
-        if name not in CRITICS:
-            raise ValueError(f"critic must be one of {CRITICS}, got {name!r}")
-    check_finite("target", target)
-    check_positive("sigma", sigma)
-    check_count("batch", batch)
-    check_count("steps", steps)
-    check_count("seeds", seeds)
-    check_finite("baseline_rate", baseline_rate)
+    _check_arguments(n_agents, couplings, critics, target, sigma, batch, steps, seeds, baseline_rate)
     xp, dev = backends.resolve(backend, device)
     steps_used = resolve_steps(step, n_agents, couplings)
 
@@ -193,26 +184,15 @@ def simulate(
     noise = _NoiseStatistics(backends.to_backend(noise, xp, dev), sigma)
     # Runs are laid out critic-major along axis 1: run k*C + c is critic k at coupling c.
     n_runs = len(critics) * len(couplings)
-    run_couplings = np.tile(couplings, len(critics))
-    task = CouplingBatch(n_agents, target, backends.to_backend(run_couplings, xp, dev))
+    task = CouplingBatch(n_agents, target, backends.to_backend(np.tile(couplings, len(critics)), xp, dev))
     eta = backends.to_backend(np.tile(steps_used, len(critics)), xp, dev)[:, None]  # [R, 1]
     mu = backends.to_backend(np.repeat(initial_means[:, None, :], n_runs, axis=1), xp, dev)  # [S, R, n]
     groups = []
     for k, name in enumerate(critics):
         runs = slice(k * len(couplings), (k + 1) * len(couplings))
         groups.append((make_critic(name, mu[:, runs], baseline_rate), runs, task.select(runs)))
-    variances = backends.zeros_like(mu[:, :, 0], leading=bank.steps)  # [T, S, R]
-    mean_grad, mean_sq_grad = mu * 0.0, mu * 0.0
-    with np.errstate(all="ignore"):
-        for t in range(bank.steps):
-            rollouts = Rollouts(t, mu, noise, sigma, task)
-            for critic, runs, part_task in groups:
-                part = rollouts.select(runs)
-                advantages = critic.advantages(part, part_task)
-                critic.observe(part.rewards)
-                mean_grad[:, runs], mean_sq_grad[:, runs] = gradient_moments(advantages, part, noise.ones)
-            variances[t] = (mean_sq_grad - mean_grad**2).sum(-1) / n_agents
-            mu = mu + eta * mean_grad
+
+    mu, variances = _train(mu, groups, task, noise, sigma, eta, bank.steps)
 
     def by_critic(values):  # [S, R, ...] on the backend -> numpy [K, C, S, ...]
         values = backends.to_numpy(values)
@@ -224,6 +204,39 @@ def simulate(
     diverged = ~(np.abs(by_critic(mu)) <= DIVERGENCE_BOUND).all(-1) | ~np.isfinite(grad_variance)
     variance_trace = backends.to_numpy(variances.mean(1)).T.reshape(len(critics), len(couplings), -1) if trace else None
     return Simulation(n_agents, critics, couplings, steps_used, final_reward, grad_variance, diverged, variance_trace)
+
+
+def _check_arguments(n_agents, couplings, critics, target, sigma, batch, steps, seeds, baseline_rate) -> None:
+    check_agents(n_agents)
+    for c in couplings:
+        check_coupling(c)
+    for name in critics:
+        if name not in CRITICS:
+            raise ValueError(f"critic must be one of {CRITICS}, got {name!r}")
+    check_finite("target", target)
+    check_positive("sigma", sigma)
+    check_count("batch", batch)
+    check_count("steps", steps)
+    check_count("seeds", seeds)
+    check_finite("baseline_rate", baseline_rate)
+
+
+def _train(mu, groups, task, noise, sigma: float, eta, steps: int):
+    """Run ``steps`` updates of every run; return the final means and the noise scale per update [T, S, R]."""
+    n_agents = mu.shape[-1]
+    variances = backends.zeros_like(mu[:, :, 0], leading=steps)
+    mean_grad, mean_sq_grad = mu * 0.0, mu * 0.0
+    with np.errstate(all="ignore"):  # a diverging step overflows; the caller marks those runs
+        for t in range(steps):
+            rollouts = Rollouts(t, mu, noise, sigma, task)
+            for critic, runs, part_task in groups:
+                part = rollouts.select(runs)
+                advantages = critic.advantages(part, part_task)
+                critic.observe(part.rewards)
+                mean_grad[:, runs], mean_sq_grad[:, runs] = gradient_moments(advantages, part, noise.ones)
+            variances[t] = (mean_sq_grad - mean_grad**2).sum(-1) / n_agents
+            mu = mu + eta * mean_grad
+    return mu, variances
 
 
 def gradient_moments(advantages, rollouts, batch_weights):
