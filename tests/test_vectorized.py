@@ -98,7 +98,7 @@ def test_vectorized_equals_faithful(backend, n, couplings, step, extra):
     assert sim.final_reward.shape == sim.grad_variance.shape == sim.diverged.shape == (3, len(couplings), seeds)
     assert not sim.any_diverged
     for c_index, coupling in enumerate(couplings):
-        eta = stable_step(n, coupling) if step == "auto" else step
+        eta = stable_step(n, coupling, batch) if step == "auto" else step
         assert sim.steps_used[c_index] == pytest.approx(eta, rel=1e-15)
         for k, critic in enumerate(sim.critics):
             final, variance = run_faithful(
@@ -374,3 +374,16 @@ def test_sweep_rejects_bad_agents(agents):
 def test_sweep_rejects_bad_coupling_and_step():
     assert_clear_error(lambda: sweep((2,), (-1.0,), steps=2, seeds=1), "coupling", ">= 0")
     assert_clear_error(lambda: sweep((2,), (1.0,), step="huge", steps=2, seeds=1), "step", "'huge'", "auto")
+
+
+@pytest.mark.parametrize("batch", [2, 8])
+def test_auto_step_keeps_small_batches_finite(batch):
+    # The reward noise in a batch mean grows like 1/batch, so the auto step shrinks with it.
+    sims = sweep(SWEEP_AGENTS, SWEEP_COUPLINGS, CRITICS, batch=batch)
+    assert not any(sim.any_diverged for sim in sims)
+    assert all(sim.steps_used[0] == stable_step(sim.n_agents, SWEEP_COUPLINGS[0], batch) for sim in sims)
+
+
+def test_auto_step_scales_with_batch_below_32_only():
+    assert stable_step(4, 1.0, batch=8) == pytest.approx(0.005, rel=1e-15)
+    assert stable_step(4, 1.0, batch=64) == stable_step(4, 1.0, batch=32) == 0.02

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"weight of the agreement term (finite, >= 0); a list with --sweep [default: 1.0, or {list(SWEEP_COUPLINGS)} with --sweep]")
     parser.add_argument("--sigma", type=float, default=0.25, help="standard deviation of every Gaussian policy (> 0)")
     parser.add_argument("--step", type=parse_step, default="auto",
-                        help="gradient-ascent step: a number > 0, or 'auto' for 0.4 / (n (1 + c n)), which is the seed's 0.02 at n=4, c=1")
+                        help="gradient-ascent step: a number > 0, or 'auto' for 0.4 / (n (1 + c n)) * min(1, batch / 32), which is the seed's 0.02 at n=4, c=1, batch 32")
     parser.add_argument("--batch", type=int, default=32, help="rollouts per update (>= 1)")
     parser.add_argument("--steps", type=int, default=400, help="updates per run (>= 1)")
     parser.add_argument("--seeds", type=int, default=30, help="independent runs; seed s draws from default_rng(1000 + s)")
@@ -79,7 +79,7 @@ def run_single(args) -> int:
             raise ValueError("--faithful runs the numpy loops on the CPU; drop --backend/--device")
         step = options.pop("step")
         task = Rendezvous(n, options.pop("target"), c)
-        step = stable_step(n, c) if step == "auto" else step
+        step = stable_step(n, c, args.batch) if step == "auto" else step
         results = {k: run_faithful(k, task, step=step, **options) for k in ("state-value", "independent", "joint-action")}
         if any(not (r[1] == r[1]).all() or abs(r[0]).max() == float("inf") for r in results.values()):
             raise DivergenceError(f"gradient ascent diverged with step {step:g}; use --step auto or a smaller step")
@@ -107,6 +107,6 @@ def run_sweep(args) -> int:
     print(f"\n({len(agents) * len(couplings) * len(CRITICS)} cells x {args.seeds} seeds x {args.steps} steps in {elapsed:.2f} s)")
     if any(sim.any_diverged for sim in sims):
         print("\nerror: some cells diverged (marked 'diverged'): the step is too large for them; "
-              "use --step auto (0.4 / (n (1 + c n))) or a smaller step", file=sys.stderr)
+              "use --step auto or a smaller step", file=sys.stderr)
         return 1
     return 0

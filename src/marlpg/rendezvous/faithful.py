@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .task import Rendezvous
+from .task import Rendezvous, check_count, check_finite, check_positive
 
 FAITHFUL_CRITICS = ("state-value", "independent", "joint-action")
 
@@ -62,6 +62,12 @@ def run_faithful(
     """Train one critic's Gaussian actors on every seed; return (final team reward, gradient variance) per seed."""
     if critic not in FAITHFUL_CRITICS:
         raise ValueError(f"critic must be one of {FAITHFUL_CRITICS}, got {critic!r}")
+    for name, value in (("sigma", sigma), ("step", step)):
+        check_positive(name, value)
+    for name, value in (("batch", batch), ("steps", steps), ("seeds", seeds)):
+        check_count(name, value)
+    check_count("seed_offset", seed_offset, minimum=0)
+    check_finite("baseline_rate", baseline_rate)
     task = task or Rendezvous()
     final_reward, grad_variance = np.zeros(seeds), np.zeros(seeds)
     for seed in range(seeds):

@@ -122,6 +122,10 @@ class NoiseBank:
 
     def __init__(self, max_agents: int, batch: int, steps: int, seeds: int, seed_offset: int = 1000):
         check_agents(max_agents)
+        check_count("batch", batch)
+        check_count("steps", steps)
+        check_count("seeds", seeds)
+        check_count("seed_offset", seed_offset, minimum=0)
         self.max_agents, self.batch, self.steps, self.seeds = max_agents, batch, steps, seeds
         self.stream = np.empty((seeds, max_agents * (1 + steps * batch)))
 
@@ -141,11 +145,11 @@ class NoiseBank:
         return initial_means, np.ascontiguousarray(noise)
 
 
-def resolve_steps(step, n_agents: int, couplings) -> np.ndarray:
+def resolve_steps(step, n_agents: int, couplings, batch: int) -> np.ndarray:
     if isinstance(step, str):
         if step != "auto":
             raise ValueError(f"step must be a number > 0 or 'auto', got {step!r}")
-        return np.array([stable_step(n_agents, c) for c in couplings])
+        return np.array([stable_step(n_agents, c, batch) for c in couplings])
     check_positive("step", step)
     return np.full(len(couplings), float(step))
 
@@ -177,9 +181,9 @@ def simulate(
     critics = tuple(critics)
     _check_arguments(n_agents, couplings, critics, target, sigma, batch, steps, seeds, baseline_rate)
     xp, dev = backends.resolve(backend, device)
-    steps_used = resolve_steps(step, n_agents, couplings)
-
     bank = noise_bank or NoiseBank(n_agents, batch, steps, seeds, seed_offset)
+    steps_used = resolve_steps(step, n_agents, couplings, bank.batch)
+
     initial_means, noise = bank.for_agents(n_agents)
     noise = _NoiseStatistics(backends.to_backend(noise, xp, dev), sigma)
     # Runs are laid out critic-major along axis 1: run k*C + c is critic k at coupling c.
