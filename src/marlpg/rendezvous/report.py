@@ -39,19 +39,24 @@ def joint_action_note(joint, independent) -> str:
     )
 
 
-def _fmt(value, width: int, spec: str) -> str:
-    return f"{'diverged':>{width}}" if value is None or not np.isfinite(value) else f"{value:{width}{spec}}"
+def _cell(value, width: int, spec: str, suffix: str = "") -> str:
+    if value is None or not np.isfinite(value):
+        return f"{'diverged':>{width}}"
+    return f"{format(value, spec) + suffix:>{width}}"
+
+
+RATIOS = [("independent", "state-value"), ("independent", "joint-action"), ("state-value", "joint-action")]
 
 
 def sweep_table(rows: list[Cell], critics) -> str:
+    """One line per (n, coupling): the step, each critic's gradient variance, and the variance ratios."""
+    ratios = [(a, b) for a, b in RATIOS if a in critics and b in critics]
     head = f"{'n':>3} {'coupling':>8} {'step':>9} " + " ".join(f"{c:>13}" for c in critics)
-    ratios = [("independent", "state-value"), ("independent", "joint-action"), ("state-value", "joint-action")]
-    ratios = [r for r in ratios if r[0] in critics and r[1] in critics]
-    head += "".join(f" {a.split('-')[0][:5] + '/' + b.split('-')[0][:5]:>12}" for a, b in ratios)
+    head += "".join(f" {a[:5] + '/' + b[:5]:>12}" for a, b in ratios)
     lines = ["gradient variance by critic (mean over seeds) and variance ratios", head]
     for row in rows:
         line = f"{row.n_agents:>3} {row.coupling:>8g} {row.step:>9.3g} "
-        line += " ".join(_fmt(row.variance[c], 13, ".4f") for c in critics)
-        line += "".join(" " + _fmt(row.ratio(a, b), 11, ".2f") + ("x" if row.ratio(a, b) else " ") for a, b in ratios)
+        line += " ".join(_cell(row.variance[c], 13, ".4f") for c in critics)
+        line += "".join(" " + _cell(row.ratio(a, b), 12, ".2f", "x") for a, b in ratios)
         lines.append(line)
     return "\n".join(lines)
