@@ -107,7 +107,9 @@ def rendezvous_explorer(n_agents: int = 4, coupling: float = 1.0, step="auto", s
         fixed.disabled = rule.value == "auto"
         n, c = agents.value, coupling_slider.value
         auto = stable_step(n, c)
-        status.value = (f"<small>auto step for n = {n}, c = {c:g}: 0.4 / (n (1 + c n)) = {auto:.3g}; "
+        chosen = (f"auto step 0.4 / (n (1 + c n)) = {auto:.3g}" if rule.value == "auto"
+                  else f"fixed step {fixed.value:.3g} (the auto rule would give {auto:.3g})")
+        status.value = (f"<small>n = {n}, c = {c:g}: {chosen}; "
                         f"{seeds} seeds x {steps} updates x {batch} rollouts per update</small>")
         with out:
             out.clear_output(wait=True)
