@@ -10,6 +10,14 @@ bash scripts/setup_env.sh
 if [ "${1:-}" = "--clean" ]; then
     rm -rf _build
 fi
+# The execution cache keys on each notebook's code only; the notebooks also run the
+# library, so any change under src/ invalidates the cache.
+library_hash="$(find src -name '*.py' -type f | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
+if [ "$(cat _build/.marlpg-library-hash 2>/dev/null || true)" != "$library_hash" ]; then
+    rm -rf _build/.jupyter_cache
+fi
+mkdir -p _build
+echo "$library_hash" > _build/.marlpg-library-hash
 start=$(date +%s)
 # -W: warnings are errors; -n: nitpicky cross-references; --keep-going: report every problem.
 .venv/bin/jupyter-book build . -W -n --keep-going

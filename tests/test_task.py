@@ -197,10 +197,16 @@ def test_stable_step_is_exactly_the_seed_step_at_the_seed_task():
 @pytest.mark.parametrize("coupling", [0.0, 0.25, 1.0, 4.0])
 def test_stable_step_rule(n, coupling):
     eta = stable_step(n, coupling)
-    assert eta == pytest.approx(0.4 / (n * (1 + coupling * n)), rel=1e-15)
+    assert eta == pytest.approx(0.4 / (n * (1 + max(coupling, 0.25) * n)), rel=1e-15)
     # noise-free gradient ascent on J is stable iff eta * max curvature < 2, i.e. eta < 1 / (1 + c n)
     assert eta < 1.0 / (1.0 + coupling * n)
     assert stable_step(n, coupling, scale=0.8) == pytest.approx(2 * eta, rel=1e-15)
+
+
+def test_stable_step_floors_the_coupling_at_a_quarter():
+    # Without coupling the reward noise still grows with n: 0.4 / n diverges at n = 16.
+    assert stable_step(16, 0.0) == stable_step(16, 0.1) == stable_step(16, 0.25)
+    assert stable_step(16, 0.5) < stable_step(16, 0.25)
 
 
 def test_stable_step_shrinks_with_agents_and_coupling():

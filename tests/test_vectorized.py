@@ -387,3 +387,25 @@ def test_auto_step_keeps_small_batches_finite(batch):
 def test_auto_step_scales_with_batch_below_32_only():
     assert stable_step(4, 1.0, batch=8) == pytest.approx(0.005, rel=1e-15)
     assert stable_step(4, 1.0, batch=64) == stable_step(4, 1.0, batch=32) == 0.02
+
+
+def test_initial_means_move_the_start_and_keep_the_noise():
+    drawn = NoiseBank(3, 8, 1, 4).for_agents(3)[0]
+    same = simulate(3, [1.0], CRITICS, batch=8, steps=20, seeds=4, initial_means=drawn)
+    default = simulate(3, [1.0], CRITICS, batch=8, steps=20, seeds=4)
+    np.testing.assert_array_equal(same.grad_variance, default.grad_variance)
+    at_target = simulate(3, [1.0], CRITICS, batch=8, steps=20, seeds=4, initial_means=[0.7, 0.7, 0.7])
+    assert not np.allclose(at_target.grad_variance, default.grad_variance)
+    with pytest.raises(ValueError, match=r"initial_means must have shape \[n\] or \[seeds, n\]"):
+        simulate(3, [1.0], batch=8, steps=2, seeds=4, initial_means=[0.0, 1.0])
+    with pytest.raises(ValueError, match="initial_means must be finite"):
+        simulate(3, [1.0], batch=8, steps=2, seeds=4, initial_means=[0.0, np.nan, 1.0])
+
+
+def test_auto_step_keeps_the_explorer_range_finite():
+    # The notebook's explorer offers n up to 32 and coupling in [0, 8].
+    bank = NoiseBank(32, 32, 400, 30)
+    for n in (1, 16, 32):
+        assert not simulate(n, [0.0, 0.25, 8.0], CRITICS, noise_bank=bank).any_diverged
+    # ... while 0.4 / n without the floor on the coupling diverges at n = 16, c = 0.
+    assert simulate(16, [0.0], ("independent",), step=0.4 / 16, noise_bank=bank).any_diverged

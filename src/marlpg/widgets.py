@@ -93,7 +93,7 @@ def rendezvous_explorer(n_agents: int = 4, coupling: float = 1.0, step="auto", s
                                  continuous_update=False, style=style, layout=layout)
     rule = w.ToggleButtons(options=["auto", "fixed"], value="auto" if step == "auto" else "fixed",
                            description="step rule", style=style,
-                           tooltips=["0.4 / (n (1 + c n)): the course's rule", "one step for every setting"])
+                           tooltips=["0.4 / (n (1 + max(c, 0.25) n)) * min(1, batch / 32): the course's rule", "one step for every setting"])
     fixed = w.FloatLogSlider(value=0.02 if step == "auto" else float(step), base=10, min=-4, max=0, step=0.05,
                              description="fixed step", readout_format=".2g", continuous_update=False,
                              disabled=step == "auto", style=style, layout=layout)
@@ -107,7 +107,7 @@ def rendezvous_explorer(n_agents: int = 4, coupling: float = 1.0, step="auto", s
         fixed.disabled = rule.value == "auto"
         n, c = agents.value, coupling_slider.value
         auto = stable_step(n, c)
-        chosen = (f"auto step 0.4 / (n (1 + c n)) = {auto:.3g}" if rule.value == "auto"
+        chosen = (f"auto step 0.4 / (n (1 + max(c, 0.25) n)) = {auto:.3g}" if rule.value == "auto"
                   else f"fixed step {fixed.value:.3g} (the auto rule would give {auto:.3g})")
         status.value = (f"<small>n = {n}, c = {c:g}: {chosen}; "
                         f"{seeds} seeds x {steps} updates x {batch} rollouts per update</small>")

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"weight of the agreement term (finite, >= 0); a list with --sweep [default: 1.0, or {list(SWEEP_COUPLINGS)} with --sweep]")
     parser.add_argument("--sigma", type=float, default=0.25, help="standard deviation of every Gaussian policy (> 0)")
     parser.add_argument("--step", type=parse_step, default="auto",
-                        help="gradient-ascent step: a number > 0, or 'auto' for 0.4 / (n (1 + c n)) * min(1, batch / 32), which is the seed's 0.02 at n=4, c=1, batch 32")
+                        help="gradient-ascent step: a number > 0, or 'auto' for 0.4 / (n (1 + max(c, 0.25) n)) * min(1, batch / 32), which is the seed's 0.02 at n=4, c=1, batch 32")
     parser.add_argument("--batch", type=int, default=32, help="rollouts per update (>= 1)")
     parser.add_argument("--steps", type=int, default=400, help="updates per run (>= 1)")
     parser.add_argument("--seeds", type=int, default=30, help="independent runs; seed s draws from default_rng(1000 + s)")

@@ -31,7 +31,9 @@ variation they explain away, and so in the variance of g_i.
       \qquad k = 1 + c(n-1).
 
   (Expand R to second order in a_i around the sampled action; the expansion is exact
-  because R is quadratic.) Only agent i's own noise is left in A_i.
+  because R is quadratic.) Every term of A_i is proportional to agent i's own noise
+  a_i - mu_i or to its variance: the other agents' noise enters only multiplied by
+  agent i's, and the reward's variation that agent i did not cause is gone.
 
 Each ``advantages(rollouts, task)`` returns [..., B] when every agent gets the same
 advantage, or [..., B, n] when each agent gets its own. Arrays are numpy arrays or

@@ -17,7 +17,8 @@ One update, for every run at once (Section 2 of the course):
     \mu \leftarrow \mu + \eta\,\hat g.
 
 The step eta is either a number for every cell or ``"auto"``, the rule
-``task.stable_step``: 0.4 / (n (1 + c n)), which is the seed's 0.02 at n = 4, c = 1.
+``task.stable_step``: 0.4 / (n (1 + max(c, 0.25) n)) * min(1, batch / 32), which is
+the seed's 0.02 at n = 4, c = 1, batch 32.
 A run whose means leave [-1e6, 1e6] or stop being finite is marked diverged.
 """
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Simulation:
     """What one call of ``simulate`` measured; every array is numpy, indexed [critic, coupling, seed]."""
 
     n_agents: int
+    batch: int
     critics: tuple
     couplings: np.ndarray  # [C]
     steps_used: np.ndarray  # [C], the step size each coupling trained with
@@ -171,11 +173,14 @@ def simulate(
     device: str | None = None,
     trace: bool = False,
     noise_bank: NoiseBank | None = None,
+    initial_means=None,
 ) -> Simulation:
     """Train every (critic, coupling, seed) run for ``steps`` updates and measure it.
 
     Pass a ``noise_bank`` to reuse one draw of the random streams across calls
     (its batch, steps and seeds then win over the arguments of the same name).
+    ``initial_means`` ([n] for every seed, or [seeds, n]) replaces the drawn starting
+    means while every action-noise draw stays the same.
     """
     couplings = np.atleast_1d(np.asarray(couplings, dtype=float))
     critics = tuple(critics)
@@ -184,7 +189,8 @@ def simulate(
     bank = noise_bank or NoiseBank(n_agents, batch, steps, seeds, seed_offset)
     steps_used = resolve_steps(step, n_agents, couplings, bank.batch)
 
-    initial_means, noise = bank.for_agents(n_agents)
+    drawn_means, noise = bank.for_agents(n_agents)
+    initial_means = drawn_means if initial_means is None else _checked_means(initial_means, drawn_means.shape)
     noise = _NoiseStatistics(backends.to_backend(noise, xp, dev), sigma)
     # Runs are laid out critic-major along axis 1: run k*C + c is critic k at coupling c.
     n_runs = len(critics) * len(couplings)
@@ -207,7 +213,20 @@ def simulate(
     grad_variance = by_critic(variances.mean(0))
     diverged = ~(np.abs(by_critic(mu)) <= DIVERGENCE_BOUND).all(-1) | ~np.isfinite(grad_variance)
     variance_trace = backends.to_numpy(variances.mean(1)).T.reshape(len(critics), len(couplings), -1) if trace else None
-    return Simulation(n_agents, critics, couplings, steps_used, final_reward, grad_variance, diverged, variance_trace)
+    return Simulation(
+        n_agents, bank.batch, critics, couplings, steps_used, final_reward, grad_variance, diverged, variance_trace
+    )
+
+
+def _checked_means(means, shape) -> np.ndarray:
+    means = np.asarray(means, dtype=float)
+    try:
+        means = np.broadcast_to(means, shape)
+    except ValueError:
+        raise ValueError(f"initial_means must have shape [n] or [seeds, n] = {list(shape)}, got {list(means.shape)}") from None
+    if not np.isfinite(means).all():
+        raise ValueError("initial_means must be finite")
+    return means
 
 
 def _check_arguments(n_agents, couplings, critics, target, sigma, batch, steps, seeds, baseline_rate) -> None:
@@ -310,7 +329,7 @@ class Rollouts:
 
 
 def require_stable(simulation: Simulation) -> Simulation:
-    """Raise a ``DivergenceError`` naming every diverged cell and the step that caused it."""
+    """Return the simulation, or raise a ``DivergenceError`` naming every diverged cell and its step."""
     if not simulation.any_diverged:
         return simulation
     lines = []
@@ -318,12 +337,14 @@ def require_stable(simulation: Simulation) -> Simulation:
         for c, coupling in enumerate(simulation.couplings):
             count = int(simulation.diverged[k, c].sum())
             if count:
-                limit = 1.0 / (1.0 + coupling * simulation.n_agents)
                 lines.append(
                     f"  n={simulation.n_agents} coupling={coupling:g} critic={critic}: {count} of "
-                    f"{simulation.diverged.shape[-1]} seeds diverged with step {simulation.steps_used[c]:g} "
-                    f"(noise-free ascent is stable only below 1/(1 + c n) = {limit:.4g})"
+                    f"{simulation.diverged.shape[-1]} seeds diverged with step {simulation.steps_used[c]:.4g} "
+                    f"(the auto step here is {stable_step(simulation.n_agents, coupling, simulation.batch):.4g})"
                 )
     raise DivergenceError(
-        "gradient ascent diverged:\n" + "\n".join(lines) + "\nuse step='auto' or a smaller step"
+        "gradient ascent diverged:\n" + "\n".join(lines) + "\nThe step is too large for the curvature of the "
+        "expected reward, 2(1 + c n), or for the noise of the gradient estimate, which grows with n and "
+        "shrinks with the batch. Use step='auto' (0.4 / (n (1 + max(c, 0.25) n)) * min(1, batch / 32)) "
+        "or a smaller step."
     )
