@@ -22,5 +22,5 @@ start=$(date +%s)
 # -W: warnings are errors; -n: nitpicky cross-references; --keep-going: report every problem.
 .venv/bin/jupyter-book build . -W -n --keep-going
 echo
-echo "[book] built in $(( $(date +%s) - start )) s; notebook execution times: _build/html/reports/ and the build log above"
+echo "[book] built in $(( $(date +%s) - start )) s (each notebook's execution time: the \"Executed notebook in\" lines above)"
 echo "[book] open: $repo_root/_build/html/index.html"
