@@ -34,6 +34,16 @@ if [ ! -x "$venv/bin/python" ]; then
     fi
 fi
 
+# The autograder runs each submission's kernel inside bubblewrap (Debian package).
+if ! command -v bwrap >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "[setup] installing Debian's bubblewrap (the autograder's sandbox)"
+        apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null
+    else
+        echo "[setup] bubblewrap (bwrap) is missing: the autograder will refuse to grade until it is installed" >&2
+    fi
+fi
+
 stamp="$venv/.marlpg-deps"
 want="$(cat requirements.txt pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
