@@ -106,7 +106,7 @@ def rendezvous_explorer(n_agents: int = 4, coupling: float = 1.0, step="auto", s
     def redraw(*_):
         fixed.disabled = rule.value == "auto"
         n, c = agents.value, coupling_slider.value
-        auto = stable_step(n, c)
+        auto = stable_step(n, c, batch)
         chosen = (f"auto step 0.4 / (n (1 + max(c, 0.25) n)) = {auto:.3g}" if rule.value == "auto"
                   else f"fixed step {fixed.value:.3g} (the auto rule would give {auto:.3g})")
         status.value = (f"<small>n = {n}, c = {c:g}: {chosen}; "
