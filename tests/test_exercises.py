@@ -1,0 +1,463 @@
+"""The exercises (30.7.1-30.7.3): instructor notebooks, generated student versions, and the grading contract.
+
+What is checked:
+
+* the committed student versions in ``notebooks/exercises/`` equal a fresh ``autograder/generate.py`` run;
+* ``nbgrader validate`` passes on every instructor notebook and fails on every blank student version;
+* no exercise notebook mentions ``marlpg`` (the graded kernel cannot import it);
+* the grader's contract (autograder/DESIGN.md): a first locked cell defines ``report``; every autograded cell
+  has a hidden block, and a hidden block holds nothing but ``report(...)`` calls and assignments to
+  temporaries; no value the instructor notebook reports is written anywhere in any exercise notebook;
+* points and cell metadata are what the notebooks announce;
+* the instructor notebooks run top to bottom on a fresh kernel in under 90 s each;
+* the reference functions of Exercise 30.7.2 reproduce Output 30.7.1, agree with an independent loop
+  implementation of the stated protocol and with the course library, and show the measured trends.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from nbclient import NotebookClient
+
+from conftest import gauss_hermite_expectation
+
+REPO = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = ("ex30_7_1", "ex30_7_2", "ex30_7_3")
+SOURCE = {a: REPO / "solutions" / a / f"{a}.ipynb" for a in ASSIGNMENTS}
+RELEASE = {a: REPO / "notebooks" / "exercises" / a / f"{a}.ipynb" for a in ASSIGNMENTS}
+ALL_NOTEBOOKS = [*SOURCE.values(), *RELEASE.values()]
+NBGRADER = Path(sys.executable).with_name("nbgrader")
+# (automatic points, manual points) each notebook's introduction announces
+POINTS = {"ex30_7_1": (1, 7), "ex30_7_2": (10, 7), "ex30_7_3": (6, 6)}
+TIME_LIMIT_S = 90
+HIDDEN = re.compile(r"^### BEGIN HIDDEN TESTS\n(.*?)^### END HIDDEN TESTS", re.M | re.S)
+GRADE_LINE = re.compile(r"^@@grade (.*)$", re.M)
+
+sys.path.insert(0, str(REPO / "autograder"))
+import generate  # noqa: E402  (autograder/generate.py, imported as a module)
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_autograded_test(cell) -> bool:
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def clean_env() -> dict:
+    """The environment of a graded kernel as far as this machine allows: no course library on the path."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+@pytest.fixture(scope="module")
+def fresh_release(tmp_path_factory):
+    out = tmp_path_factory.mktemp("release")
+    generate.generate(ASSIGNMENTS, out)
+    return out
+
+
+def comparable(notebook) -> list:
+    """Cell types, sources and nbgrader metadata (less the checksum), plus the edit locks nbgrader sets."""
+    cells = []
+    for cell in notebook.cells:
+        meta = dict(nbgrader_meta(cell))
+        meta.pop("checksum", None)
+        locks = {k: cell.metadata.get(k) for k in ("editable", "deletable")}
+        cells.append((cell.cell_type, cell.source, meta, locks, bool(cell.get("outputs"))))
+    return cells
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_committed_student_version_equals_fresh_generation(assignment, fresh_release):
+    fresh = read(fresh_release / assignment / f"{assignment}.ipynb")
+    committed = read(RELEASE[assignment])
+    assert comparable(committed) == comparable(fresh), (
+        f"notebooks/exercises/{assignment} is stale: run `python autograder/generate.py` and commit the result"
+    )
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_version_hides_solutions_and_hidden_tests(assignment):
+    text = RELEASE[assignment].read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "report(\\\"", "Rubric", "Model answer"):
+        assert marker not in text, f"{assignment} student version contains {marker!r}"
+    notebook = read(RELEASE[assignment])
+    stubs = [c for c in notebook.cells if nbgrader_meta(c).get("solution")]
+    assert stubs and all(("YOUR CODE HERE" in c.source) or ("YOUR ANSWER HERE" in c.source) for c in stubs)
+
+
+# ----------------------------------------------------------------------------- nbgrader validate
+
+
+def validate(path: Path, tmp_path: Path) -> str:
+    result = subprocess.run(
+        [str(NBGRADER), "validate", str(path)], capture_output=True, text=True, cwd=tmp_path, env=clean_env(), timeout=300
+    )
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_nbgrader_validate_passes_on_the_solution(assignment, tmp_path):
+    output = validate(SOURCE[assignment], tmp_path)
+    assert "Success! Your notebook passes all the tests." in output, output[-3000:]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_nbgrader_validate_fails_on_the_blank_student_version(assignment, tmp_path):
+    output = validate(RELEASE[assignment], tmp_path)
+    assert "VALIDATION FAILED" in output, output[-3000:]
+    assert "Success!" not in output
+
+
+# ----------------------------------------------------------------------------- the grader's contract
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_notebook_is_self_contained_and_clean(path):
+    text = path.read_text()
+    assert "marlpg" not in text.lower(), f"{path.name} mentions the course library, which the graded kernel cannot import"
+    notebook = read(path)
+    nbformat.validate(notebook)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in notebook.cells if c.cell_type == "code")
+    imports = set()
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                imports.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imports.add((node.module or "").split(".")[0])
+    assert imports <= {"json", "time", "numpy", "matplotlib"}, imports
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_first_cell_is_the_locked_report_function(assignment, capsys):
+    first = read(SOURCE[assignment]).cells[0]
+    meta = nbgrader_meta(first)
+    assert first.cell_type == "code" and meta.get("locked") and not meta.get("solution") and not meta.get("grade")
+    namespace = {}
+    exec(first.source, namespace)
+    namespace["report"]("check", {"a": np.float64(1.5), "b": np.arange(3), "c": np.int64(2), "d": "grows"})
+    namespace["report"]("other", np.array([[0.25]]))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        '@@grade {"id": "check", "value": {"a": 1.5, "b": [0, 1, 2], "c": 2, "d": "grows"}}',
+        '@@grade {"id": "other", "value": [[0.25]]}',
+    ]
+
+
+def hidden_blocks(notebook) -> list[tuple[dict, str]]:
+    return [(nbgrader_meta(c), block) for c in notebook.cells if c.cell_type == "code" for block in HIDDEN.findall(c.source)]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_autograded_cell_reports_from_a_hidden_block(assignment):
+    notebook = read(SOURCE[assignment])
+    tests = [c for c in notebook.cells if is_autograded_test(c)]
+    assert tests
+    for cell in tests:
+        meta = nbgrader_meta(cell)
+        assert cell.cell_type == "code" and meta.get("locked") and meta.get("points", 0) > 0, meta
+        blocks = HIDDEN.findall(cell.source)
+        assert len(blocks) == 1, f"{meta['grade_id']}: expected one hidden block"
+        calls = [
+            node
+            for node in ast.walk(ast.parse(blocks[0]))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "report"
+        ]
+        assert calls, f"{meta['grade_id']}: the hidden block reports nothing"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_hidden_blocks_hold_only_reports_and_temporaries(assignment):
+    notebook = read(SOURCE[assignment])
+    blocks = hidden_blocks(notebook)
+    assert blocks
+    for meta, block in blocks:
+        gid = meta.get("grade_id")
+        assert is_autograded_test({"metadata": {"nbgrader": meta}}), f"hidden block outside a test cell: {gid}"
+        for statement in ast.parse(block).body:
+            if isinstance(statement, ast.Assign):
+                names = [t for t in statement.targets if isinstance(t, ast.Name)]
+                assert len(names) == len(statement.targets) and all(n.id.startswith("_") for n in names), (
+                    f"{gid}: a hidden block may assign only to temporaries (_name): {ast.unparse(statement)}"
+                )
+            else:
+                assert (
+                    isinstance(statement, ast.Expr)
+                    and isinstance(statement.value, ast.Call)
+                    and isinstance(statement.value.func, ast.Name)
+                    and statement.value.func.id == "report"
+                ), f"{gid}: only report(...) calls and assignments allowed, got {ast.unparse(statement)}"
+                check_id = statement.value.args[0]
+                assert isinstance(check_id, ast.Constant) and check_id.value.startswith(assignment + "-")
+            for node in ast.walk(statement):
+                assert not isinstance(node, (ast.Compare, ast.Assert, ast.If, ast.Lambda)), (
+                    f"{gid}: no comparisons or decisions in a hidden block: {ast.unparse(statement)}"
+                )
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_cells_and_points_are_as_announced(assignment):
+    notebook = read(SOURCE[assignment])
+    ids = [nbgrader_meta(c).get("grade_id") for c in notebook.cells]
+    assert all(ids), "every cell carries nbgrader metadata with a grade_id (the grader matches cells by it)"
+    assert len(set(ids)) == len(ids), "grade_ids are unique"
+    assert all(gid.startswith(assignment + "-") for gid in ids)
+    assert all(nbgrader_meta(c).get("schema_version") == 3 for c in notebook.cells)
+    automatic = sum(nbgrader_meta(c)["points"] for c in notebook.cells if is_autograded_test(c))
+    manual_cells = [c for c in notebook.cells if nbgrader_meta(c).get("grade") and nbgrader_meta(c).get("solution")]
+    manual = sum(nbgrader_meta(c)["points"] for c in manual_cells)
+    assert (automatic, manual) == POINTS[assignment]
+    intro = notebook.cells[1].source
+    assert f"Automatic points: {automatic}." in intro and f"Manual points: {manual}." in intro
+    assert f"Total: {automatic + manual}." in intro
+    for cell in manual_cells:  # rubric and model answer live inside the solution region
+        region = re.search(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S)
+        assert region, nbgrader_meta(cell)["grade_id"]
+        if cell.cell_type == "markdown":
+            assert "Rubric" in region.group(1), nbgrader_meta(cell)["grade_id"]
+
+
+def test_prediction_b_of_30_7_1_is_not_autograded():
+    """The source and the course's measurement disagree on 30.7.1(b): its value must never earn or lose points."""
+    notebook = read(SOURCE["ex30_7_1"])
+    for cell in notebook.cells:
+        if is_autograded_test(cell):
+            assert "GAP_AS_COUPLING_GROWS" not in cell.source
+    assert any("GAP_AS_N_GROWS" in c.source for c in notebook.cells if is_autograded_test(c))
+
+
+def test_exercises_stay_out_of_the_book():
+    toc = (REPO / "_toc.yml").read_text()
+    assert "exercises" not in toc and "solutions" not in toc
+    top_level = sorted((REPO / "notebooks").glob("*.ipynb"))  # what tests/test_notebooks.py executes
+    assert not any("exercises" in p.parts for p in top_level)
+
+
+# ----------------------------------------------------------------------------- running the instructor notebooks
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Each instructor notebook run once on a fresh kernel: (seconds, [(grade_id, report dict)])."""
+    results = {}
+    for assignment in ASSIGNMENTS:
+        notebook = read(SOURCE[assignment])
+        workdir = tmp_path_factory.mktemp(assignment)
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(clean_env())
+        try:
+            client = NotebookClient(
+                notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+            )
+            start = time.perf_counter()
+            client.execute()
+            seconds = time.perf_counter() - start
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        reports = []
+        for cell in notebook.cells:
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "stream" and output.get("name") == "stdout":
+                    for line in GRADE_LINE.findall(output["text"]):
+                        reports.append((nbgrader_meta(cell).get("grade_id"), json.loads(line)))
+        results[assignment] = (seconds, reports)
+    return results
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_runs_quickly_and_reports_from_every_test_cell(assignment, executed):
+    seconds, reports = executed[assignment]
+    assert seconds < TIME_LIMIT_S, f"{assignment} took {seconds:.0f} s"
+    tests = {nbgrader_meta(c)["grade_id"] for c in read(SOURCE[assignment]).cells if is_autograded_test(c)}
+    assert {gid for gid, _ in reports} == tests, "reports come from test cells only, and from each of them"
+    ids = [report["id"] for _, report in reports]
+    assert len(ids) == len(set(ids)), "report ids are unique"
+    for _, report in reports:
+        assert set(report) == {"id", "value"}
+
+
+def numbers(value):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, (int, float)):
+        yield float(value)
+    elif isinstance(value, list):
+        for item in value:
+            yield from numbers(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from numbers(item)
+
+
+def test_no_reported_value_is_written_in_any_notebook(executed):
+    """The kernel never sees a reference answer: no reported number appears in any exercise notebook."""
+    texts = {path: path.read_text() for path in ALL_NOTEBOOKS}
+    checked = 0
+    for assignment, (_, reports) in executed.items():
+        for _, report in reports:
+            for value in numbers(report["value"]):
+                if not np.isfinite(value) or value == round(value) or abs(value) < 1e-3:
+                    continue
+                forms = {f"{value:.6g}", f"{value:.5g}", repr(value)}
+                forms = {f for f in forms if len(re.sub(r"[^0-9]", "", f).lstrip("0")) >= 5}
+                for path, text in texts.items():
+                    for form in forms:
+                        assert form not in text, f"{path.name} contains the reported value {form} ({report['id']})"
+                checked += 1
+    assert checked > 50
+
+
+def test_string_answers_are_reported_exactly(executed):
+    reports = {r["id"]: r["value"] for _, r in executed["ex30_7_1"][1] + executed["ex30_7_3"][1]}
+    assert reports["ex30_7_1-a-direction"] == "grows"
+    expected = {"a": ("MADDPG", "off-policy replay"), "b": ("COMA", "counterfactual baseline"), "c": ("MAPPO", "PPO clipping")}
+    for letter, (algorithm, feature) in expected.items():
+        assert reports[f"ex30_7_3-{letter}-algorithm"] == algorithm
+        assert reports[f"ex30_7_3-{letter}-feature"] == feature
+
+
+# ----------------------------------------------------------------------------- Exercise 30.7.2's reference functions
+
+
+@pytest.fixture(scope="module")
+def ex2():
+    """The reference functions of Exercise 30.7.2, defined by running its solution cells."""
+    namespace = {}
+    wanted = ("-imports", "-team-reward", "-course-step", "-advantages", "-run", "-sweep")
+    for cell in read(SOURCE["ex30_7_2"]).cells:
+        if cell.cell_type == "code" and nbgrader_meta(cell).get("grade_id", "").endswith(wanted):
+            exec(cell.source, namespace)
+    return namespace
+
+
+def test_reference_reproduces_output_30_7_1(ex2):
+    run = ex2["gradient_variance_run"]
+    assert ex2["course_step"](4, 1.0, 32) == pytest.approx(0.02, abs=1e-15)
+    assert round(run("state-value", 4, 1.0, step=0.02), 4) == 18.8079
+    assert round(run("independent", 4, 1.0, step=0.02), 4) == 29.3406
+    assert round(run("state-value", 4, 1.0), 4) == 18.8079  # the course's step is the source's at this cell
+
+
+def loop_run(critic, n, c, *, target, sigma, step, batch, steps, seeds, baseline_rate, seed_offset):
+    """The protocol written again from the notebook's text, seed by seed and rollout by rollout."""
+    k = 1 + c * (n - 1)
+
+    def reward(a):
+        return -(np.sum((a - target) ** 2) + c * np.sum((a[:, None] - a[None, :]) ** 2) / 2)
+
+    per_seed = []
+    for s in range(seeds):
+        rng = np.random.default_rng(seed_offset + s)
+        mu = rng.standard_normal(n) * 0.5
+        baseline = np.zeros(n)
+        total = 0.0
+        for _ in range(steps):
+            actions = mu + sigma * rng.standard_normal((batch, n))
+            rewards = np.array([reward(a) for a in actions])
+            if critic == "independent":
+                adv = rewards[:, None] - baseline[None, :]
+                baseline += baseline_rate * (rewards.mean() - baseline)
+            elif critic == "state-value":
+                adv = np.tile((rewards - rewards.mean())[:, None], (1, n))
+            else:  # Q_i(x, a_i) - V(x), expanded around the means: dR/dmu_i d_i - k d_i^2 + k sigma^2
+                grad = -2 * ((mu - target) + c * (n * mu - mu.sum()))
+                d = actions - mu
+                adv = grad * d - k * d**2 + k * sigma**2
+            g = adv * (actions - mu) / sigma**2
+            total += g.var(axis=0).mean()
+            mu = mu + step * g.mean(axis=0)
+        per_seed.append(total / steps)
+    return float(np.mean(per_seed))
+
+
+@pytest.mark.parametrize("critic", ["independent", "state-value", "own-action"])
+def test_any_implementation_of_the_protocol_gives_the_same_numbers(ex2, critic):
+    protocol = dict(target=-0.3, sigma=0.3, batch=8, steps=40, seeds=3, baseline_rate=0.05, seed_offset=555)
+    step = ex2["course_step"](5, 1.5, 8)
+    reference = ex2["gradient_variance_run"](critic, 5, 1.5, **protocol)
+    assert reference == pytest.approx(loop_run(critic, 5, 1.5, step=step, **protocol), rel=1e-9)
+
+
+def test_reference_matches_the_course_library(ex2):
+    sys.path.insert(0, str(REPO / "src"))
+    from marlpg.rendezvous import simulate
+
+    couplings = (0.25, 1.0, 4.0)
+    for n in (2, 8):
+        sim = simulate(n, couplings, ("independent", "state-value"), seeds=4, steps=60)
+        for critic in ("independent", "state-value"):
+            ours = [ex2["gradient_variance_run"](critic, n, c, seeds=4, steps=60) for c in couplings]
+            np.testing.assert_allclose(ours, sim.mean_variance(critic), rtol=1e-9)
+
+
+def test_own_action_advantage_is_q_minus_v(ex2):
+    """Q_i(x, a_i) - V(x) by exact Gauss-Hermite quadrature over the others' (and everyone's) actions."""
+    rng = np.random.default_rng(11)
+    n, target, coupling, sigma = 3, 0.4, 1.3, 0.3
+    mu = rng.normal(0, 0.5, n)
+    actions = mu + sigma * rng.standard_normal((4, n))
+    adv = ex2["advantages"]("own-action", ex2["team_reward"](actions, target, coupling), actions, mu, sigma, target, coupling, np.zeros(n))
+
+    def reward(a):
+        return float(ex2["team_reward"](a[None, :], target, coupling)[0])
+
+    value = gauss_hermite_expectation(reward, mu, sigma)
+    for b in range(len(actions)):
+        for i in range(n):
+            point = mu.copy()
+            point[i] = actions[b, i]
+            others = [j for j in range(n) if j != i]
+            q = gauss_hermite_expectation(reward, point, sigma, dims=others)
+            assert adv[b, i] == pytest.approx(q - value, rel=1e-10, abs=1e-12)
+
+
+def test_own_action_gradient_is_unbiased(ex2):
+    rng = np.random.default_rng(5)
+    n, target, coupling, sigma, batches, batch = 4, 0.7, 1.0, 0.25, 4000, 32
+    mu = rng.normal(0, 0.5, n)
+    eps = rng.standard_normal((batches, batch, n))
+    actions = mu + sigma * eps
+    rewards = ex2["team_reward"](actions, target, coupling)
+    adv = ex2["advantages"]("own-action", rewards, actions, mu, sigma, target, coupling, np.zeros((batches, n)))
+    estimates = (adv * eps / sigma).mean(axis=1)  # [batches, n]
+    exact = -2 * ((mu - target) + coupling * (n * mu - mu.sum()))
+    se = estimates.std(axis=0, ddof=1) / np.sqrt(batches)
+    assert np.all(np.abs(estimates.mean(axis=0) - exact) < 5 * se)
+
+
+def test_measured_grid_has_the_trends_the_course_reports(ex2):
+    """With 30 seeds: independent > state-value > own-action in every cell; the source's ratio grows with n
+    and shrinks with the coupling; the own-action critic's lead over the state-value critic grows with n."""
+    agents, couplings = (2, 4, 8, 16), (0.25, 1.0, 4.0)
+    grid = ex2["variance_sweep"](agents, couplings, ("independent", "state-value", "own-action"))
+    independent, state_value, own_action = grid[..., 0], grid[..., 1], grid[..., 2]
+    assert np.all(independent > state_value) and np.all(state_value > own_action)
+    ratio = independent / state_value
+    assert np.all(np.diff(ratio, axis=0) > 0) and np.all(np.diff(ratio, axis=1) < 0)
+    assert np.all(np.diff(state_value / own_action, axis=0) > 0)
