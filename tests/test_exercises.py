@@ -461,3 +461,170 @@ def test_measured_grid_has_the_trends_the_course_reports(ex2):
     ratio = independent / state_value
     assert np.all(np.diff(ratio, axis=0) > 0) and np.all(np.diff(ratio, axis=1) < 0)
     assert np.all(np.diff(state_value / own_action, axis=0) > 0)
+
+
+# ----------------------------------------------------------------------------- end to end: submissions against the reference
+
+ALTERNATIVE_30_7_2 = {
+    # A student's solution written independently of the reference: pairwise sums, loops over seeds,
+    # the own-action advantage by its expansion around the means.
+    "ex30_7_2-team-reward": '''
+def team_reward(actions, target, coupling):
+    actions = np.asarray(actions, dtype=float)
+    gaps = actions[..., :, None] - actions[..., None, :]
+    return -(((actions - target) ** 2).sum(axis=-1) + coupling * (gaps**2).sum(axis=(-1, -2)) / 2)
+''',
+    "ex30_7_2-course-step": '''
+def course_step(n_agents, coupling, batch):
+    return 0.4 / n_agents / (1 + n_agents * max(coupling, 0.25)) * min(batch / 32, 1)
+''',
+    "ex30_7_2-advantages": '''
+CRITICS = ("independent", "state-value", "own-action")
+
+def advantages(critic, rewards, actions, mu, sigma, target, coupling, running_baseline):
+    batch, n = actions.shape
+    if critic == "independent":
+        return np.array([[r - running_baseline[i] for i in range(n)] for r in rewards])
+    if critic == "state-value":
+        return np.outer(rewards - np.mean(rewards), np.ones(n))
+    if critic == "own-action":
+        k = 1 + coupling * (n - 1)
+        slope = -2 * ((mu - target) + coupling * (n * mu - np.sum(mu)))
+        d = actions - mu
+        return slope * d - k * d**2 + k * sigma**2
+    raise ValueError(critic)
+''',
+    "ex30_7_2-run": '''
+def gradient_variance_run(critic, n_agents, coupling, *, target=0.7, sigma=0.25, step=None, batch=32,
+                          steps=400, seeds=30, baseline_rate=0.02, seed_offset=1000):
+    if step is None:
+        step = course_step(n_agents, coupling, batch)
+    results = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed_offset + seed)
+        mu = rng.standard_normal(n_agents) * 0.5
+        baseline = np.zeros(n_agents)
+        recorded = []
+        for _ in range(steps):
+            actions = mu + sigma * rng.standard_normal((batch, n_agents))
+            rewards = team_reward(actions, target, coupling)
+            a = advantages(critic, rewards, actions, mu, sigma, target, coupling, baseline)
+            if critic == "independent":
+                baseline = baseline + baseline_rate * (rewards.mean() - baseline)
+            g = a * (actions - mu) / sigma**2
+            recorded.append(g.var(axis=0).mean())
+            mu = mu + step * g.mean(axis=0)
+        results.append(np.mean(recorded))
+    return float(np.mean(results))
+''',
+    "ex30_7_2-sweep": '''
+def variance_sweep(agents, couplings, critics, **protocol):
+    return np.array([[[gradient_variance_run(k, n, c, **protocol) for k in critics] for c in couplings] for n in agents])
+''',
+    "ex30_7_2-table": "ratios = None",
+    "ex30_7_2-plot": "pass",
+    "ex30_7_2-explain": "The own-action critic lands lowest.",
+    "ex30_7_2-reconcile": "It grew with n.",
+}
+
+# A wrong third branch: V(x) estimated by the batch mean instead of its exact value.
+WRONG_OWN_ACTION = ALTERNATIVE_30_7_2["ex30_7_2-advantages"].replace(
+    "return slope * d - k * d**2 + k * sigma**2",
+    "return team_reward(mu, target, coupling) + slope * d - k * d**2 - (n - 1) * k * sigma**2 - np.mean(rewards)",
+)
+
+ANSWERS = {
+    # 30.7.1(b) against the course's own measurement: must still earn every automatic point
+    "ex30_7_1-a-answer": 'GAP_AS_N_GROWS = "grows"',
+    "ex30_7_1-b-answer": 'GAP_AS_COUPLING_GROWS = "grows"',
+    "ex30_7_3-a-answer": 'ALGORITHM_A = "MADDPG"\nFEATURE_A = "off-policy replay"',
+    "ex30_7_3-b-answer": 'ALGORITHM_B = "COMA"\nFEATURE_B = "PPO clipping"',  # one wrong feature
+    "ex30_7_3-c-answer": 'ALGORITHM_C = "MAPPO"\nFEATURE_C = "PPO clipping"',
+}
+
+
+def submission(assignment, answers, tests_from=None):
+    """The student version with its solution cells answered, and its test cells as the grader rebuilds them."""
+    source = {nbgrader_meta(c)["grade_id"]: c for c in read(SOURCE[assignment]).cells}
+    notebook = read(RELEASE[assignment])
+    for cell in notebook.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if gid in answers:
+            cell.source = answers[gid].strip()
+        elif is_autograded_test(cell) or nbgrader_meta(cell).get("locked"):
+            cell.source = source[gid].source  # hidden tests back in, as the grader does
+    return notebook
+
+
+def run_reports(notebook, workdir) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(clean_env())
+    try:
+        NotebookClient(
+            notebook, timeout=300, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(workdir)}}
+        ).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    by_cell = {}
+    for cell in notebook.cells:
+        if is_autograded_test(cell):
+            failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+            reports = [
+                json.loads(line)
+                for o in cell.get("outputs", [])
+                if o.get("output_type") == "stream"
+                for line in GRADE_LINE.findall(o.get("text", ""))
+            ]
+            by_cell[nbgrader_meta(cell)["grade_id"]] = None if failed else reports
+    return by_cell
+
+
+def same_reports(student, reference) -> bool:
+    """The grader's rule: same ids in order, numbers within rtol 1e-6 / atol 1e-9, everything else equal."""
+    if student is None or [r["id"] for r in student] != [r["id"] for r in reference]:
+        return False
+    for mine, theirs in zip(student, reference):
+        a, b = mine["value"], theirs["value"]
+        if isinstance(b, str) or isinstance(a, str):
+            if a != b:
+                return False
+            continue
+        try:
+            if not np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-6, atol=1e-9):
+                return False
+        except (ValueError, TypeError):
+            return False
+    return True
+
+
+def earned(assignment, by_cell, executed) -> set:
+    reference = {}
+    for gid, report in executed[assignment][1]:
+        reference.setdefault(gid, []).append(report)
+    return {gid for gid, reports in by_cell.items() if same_reports(reports, reference[gid])}
+
+
+def autograded_ids(assignment) -> set:
+    return {nbgrader_meta(c)["grade_id"] for c in read(SOURCE[assignment]).cells if is_autograded_test(c)}
+
+
+def test_an_independent_correct_solution_earns_every_automatic_point(executed, tmp_path):
+    by_cell = run_reports(submission("ex30_7_2", ALTERNATIVE_30_7_2), tmp_path)
+    assert earned("ex30_7_2", by_cell, executed) == autograded_ids("ex30_7_2")
+
+
+def test_a_wrong_third_branch_loses_exactly_the_cells_that_use_it(executed, tmp_path):
+    answers = dict(ALTERNATIVE_30_7_2, **{"ex30_7_2-advantages": WRONG_OWN_ACTION})
+    by_cell = run_reports(submission("ex30_7_2", answers), tmp_path)
+    lost = autograded_ids("ex30_7_2") - earned("ex30_7_2", by_cell, executed)
+    assert lost == {"ex30_7_2-adv-own-action-test", "ex30_7_2-run-test", "ex30_7_2-sweep-test"}
+
+
+def test_conceptual_answers_earn_what_they_should(executed, tmp_path):
+    by_cell = run_reports(submission("ex30_7_1", ANSWERS), tmp_path / "one")
+    assert earned("ex30_7_1", by_cell, executed) == autograded_ids("ex30_7_1")  # "grows" for (b) costs nothing
+    by_cell = run_reports(submission("ex30_7_3", ANSWERS), tmp_path / "three")
+    assert autograded_ids("ex30_7_3") - earned("ex30_7_3", by_cell, executed) == {"ex30_7_3-b-feature-test"}
