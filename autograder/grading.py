@@ -1,0 +1,219 @@
+"""Grade a class: references once per assignment, then every submission in its own sandboxed kernel.
+
+Protects each student's grade from every other submission: one kernel, one folder and one process per
+submission, so a crash, a timeout or a memory blow-up ends only that submission's run, and the grades
+do not depend on the number of parallel jobs.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .feedback import feedback_html
+from .rebuild import Assignment, rebuild
+from .runner import run_notebook
+from .sandbox import Limits
+from .scoring import TestResult, compute_references, score_tests
+from .submissions import Submission
+
+STATUS_WORDS = {
+    "ok": "graded normally",
+    "missing": "no notebook was found for this assignment",
+    "invalid file": "the file could not be read (a link, not a regular file, or too large)",
+    "invalid json": "the file is not a readable notebook (invalid JSON or not nbformat)",
+    "empty": "the notebook is empty",
+    "misnamed": "the notebook had another name; it was graded anyway",
+    "tampered": "test or locked cells were changed; the originals ran instead",
+    "exception": "a cell raised an error",
+    "timeout": "the notebook ran too long and was stopped",
+    "kernel died": "the Python kernel stopped (exit, crash or CPU limit)",
+    "memory": "the notebook ran out of memory",
+}
+
+
+@dataclass
+class Settings:
+    cell_timeout: float = 60
+    total_timeout: float = 600
+    limits: Limits = field(default_factory=Limits)
+    sandboxed: bool = True
+
+
+@dataclass
+class Result:
+    student: str
+    assignment: str
+    statuses: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    tests: list[TestResult] = field(default_factory=list)
+    auto_max: float = 0.0
+    manual_max: float = 0.0
+    notebook: nbformat.NotebookNode | None = None
+    html: str = ""
+
+    @property
+    def score(self) -> float:
+        return sum(t.earned for t in self.tests)
+
+    @property
+    def status(self) -> str:
+        return "; ".join(self.statuses) if self.statuses else "ok"
+
+    def add(self, status: str, detail: str = "") -> None:
+        if status not in self.statuses:
+            self.statuses.append(status)
+        if detail:
+            self.details.append(detail)
+
+
+def parse_notebook(sub: Submission, result: Result) -> nbformat.NotebookNode | None:
+    """The submitted notebook, or None with status 'empty' / 'invalid json'."""
+    text = (sub.content or b"").decode("utf-8", errors="replace")
+    if not text.strip():
+        result.add("empty", f"{sub.filename} is an empty file")
+        return None
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:
+        result.add("invalid json", f"{sub.filename} is not a valid notebook: {str(exc).splitlines()[0][:200]}")
+        return None
+    if not nb.get("cells"):
+        result.add("empty", f"{sub.filename} has no cells")
+        return None
+    return nb
+
+
+def grade_submission(sub: Submission, assignment: Assignment, references: dict, settings: Settings) -> Result:
+    """Grade one submission; every failure becomes a status and plain words, never an exception."""
+    result = Result(sub.student, sub.assignment, auto_max=assignment.points("test"),
+                    manual_max=assignment.points("manual"))
+    if sub.misnamed:
+        result.add("misnamed")
+    result.details += sub.notes
+    if sub.problem:
+        result.add(sub.problem)
+    else:
+        nb = parse_notebook(sub, result)
+        if nb is not None:
+            run_rebuilt(nb, assignment, references, settings, result)
+    if not result.tests:
+        result.tests = [TestResult(gid, pts, 0.0, "not graded") for gid, pts in test_points(assignment)]
+    result.html = render_feedback(result, assignment)
+    return result
+
+
+def test_points(assignment: Assignment) -> list[tuple[str, float]]:
+    from .scoring import test_cells
+    return [(gid, pts) for _, gid, pts in test_cells(assignment.source)]
+
+
+def run_rebuilt(nb, assignment: Assignment, references: dict, settings: Settings, result: Result) -> None:
+    rebuilt = rebuild(assignment, nb)
+    for note in rebuilt.tampering:
+        result.add("tampered", note)
+    result.details += rebuilt.notes
+    run = run_notebook(rebuilt.notebook, cell_timeout=settings.cell_timeout, total_timeout=settings.total_timeout,
+                       limits=settings.limits, sandboxed=settings.sandboxed)
+    if run.ending != "ok":
+        result.add(run.ending, run.ending_detail)
+    runs = {c.index: c for c in run.cells}
+    for c in run.cells:
+        origin = rebuilt.notebook.cells[c.index].metadata.get("autograder", {}).get("origin")
+        if c.error and origin != "source" and "MemoryError" not in c.error:
+            kind = "your added cell" if origin == "added" else "your answer cell"
+            result.add("exception", f"cell {c.index + 1} ({kind}) raised {c.error}: {c.error_value}"[:300])
+        elif c.error and origin == "source" and "MemoryError" not in c.error and not is_test(rebuilt, c.index):
+            result.add("exception", f"cell {c.index + 1} (a locked cell) raised {c.error}: {c.error_value}"[:300])
+    result.tests = score_tests(rebuilt.notebook, runs, references)
+    result.notebook = rebuilt.notebook
+
+
+def is_test(rebuilt, index: int) -> bool:
+    from .rebuild import role
+    return role(rebuilt.notebook.cells[index]) == "test"
+
+
+def render_feedback(result: Result, assignment: Assignment) -> str:
+    try:
+        return feedback_html(result, assignment)
+    except Exception as exc:  # feedback must never cost a grade
+        return f"<html><body><pre>{html.escape(result.status)}\n{html.escape(str(exc))}</pre></body></html>"
+
+
+def _grade_task(args):
+    return grade_submission(*args)
+
+
+def grade_all(submissions: list[Submission], assignments: dict[str, Assignment], settings: Settings,
+              jobs: int, progress=print) -> tuple[list[Result], dict[str, str]]:
+    """References (one sandboxed run per assignment), then all submissions, ``jobs`` at a time."""
+    references, failed = {}, {}
+    for name, assignment in assignments.items():
+        try:
+            references[name] = compute_references(assignment, cell_timeout=settings.cell_timeout,
+                                                  total_timeout=settings.total_timeout, limits=settings.limits,
+                                                  sandboxed=settings.sandboxed)
+        except Exception as exc:
+            failed[name] = str(exc)
+            progress(f"cannot grade {name}: {exc}")
+    tasks = [(s, assignments[s.assignment], references[s.assignment], settings)
+             for s in submissions if s.assignment in references]
+    if jobs <= 1 or len(tasks) <= 1:
+        results = []
+        for task in tasks:
+            results.append(_grade_task(task))
+            progress(f"{results[-1].student}/{results[-1].assignment}: {results[-1].score:g} ({results[-1].status})")
+        return results, failed
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_grade_task, tasks))
+    for r in results:
+        progress(f"{r.student}/{r.assignment}: {r.score:g} ({r.status})")
+    return results, failed
+
+
+CSV_FIELDS = ["student", "assignment", "score", "max_score", "autograded_score", "autograded_max",
+              "manual_max", "status", "details"]
+
+
+def write_outputs(results: list[Result], out: Path, unplaced: list[str], failed: dict[str, str]) -> None:
+    """DIR/grades.csv, DIR/feedback/<student>/<assignment>.html and DIR/report.txt."""
+    out.mkdir(parents=True, exist_ok=True)
+    results = sorted(results, key=lambda r: (r.student, r.assignment))
+    with open(out / "grades.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for r in results:
+            writer.writerow({"student": r.student, "assignment": r.assignment, "score": f"{r.score:g}",
+                             "max_score": f"{r.auto_max + r.manual_max:g}", "autograded_score": f"{r.score:g}",
+                             "autograded_max": f"{r.auto_max:g}", "manual_max": f"{r.manual_max:g}",
+                             "status": r.status, "details": " | ".join(r.details)})
+    for r in results:
+        folder = out / "feedback" / r.student
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{r.assignment}.html").write_text(r.html, encoding="utf-8")
+    (out / "report.txt").write_text(report_text(results, unplaced, failed), encoding="utf-8")
+
+
+def report_text(results: list[Result], unplaced: list[str], failed: dict[str, str]) -> str:
+    lines = []
+    for name, why in failed.items():
+        lines.append(f"NOT GRADED {name}: {why}")
+    for member in unplaced:
+        lines.append(f"NOT PLACED {member}: no assignment name in its path")
+    for r in results:
+        lines.append(f"{r.student} / {r.assignment}: {r.score:g} of {r.auto_max:g} automatic points"
+                     f" ({r.manual_max:g} by hand pending); status: {r.status}"
+                     + "".join(f"\n    - {d}" for d in r.details)
+                     + "".join(f"\n    - {STATUS_WORDS[s]}" for s in r.statuses if s in STATUS_WORDS and s != "ok"))
+    return "\n".join(lines) + "\n"
+
+
+def default_jobs() -> int:
+    return os.cpu_count() or 1

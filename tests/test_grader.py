@@ -1,0 +1,297 @@
+"""End-to-end tests of the instructor autograder (python -m autograder grade) on a fixture assignment.
+
+One class holds a correct student and one student per failure or attack; it is graded with 2 jobs and
+again with 1 job. Each student must get a clear status and only the points their work earns, and the
+correct student's grade must equal the solution's whatever the others did.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "grader" / "source"
+SOURCE_NB = FIXTURE / "fx1" / "fx1.ipynb"
+sys.path.insert(0, str(REPO))
+
+from autograder import sandbox, scoring, submissions  # noqa: E402
+from autograder.rebuild import load_assignment, nbgrader_meta, rebuild  # noqa: E402
+
+CORRECT_SQUARE = "def square(x):\n    return np.asarray(x, dtype=float) ** 2"
+CORRECT_MEAN = "def mean_reward(rewards):\n    return float(np.mean(rewards))"
+WRONG_MEAN = "def mean_reward(rewards):\n    return float(np.median(rewards))"
+FULL, SQUARE_ONLY = 5.0, 2.0
+FAST = ["--timeout", "8", "--total-timeout", "40", "--memory", "1024"]
+needs_bwrap = pytest.mark.skipif(sandbox.check_bwrap() is not None, reason="bubblewrap does not work here")
+
+
+@pytest.fixture(scope="module")
+def assignment():
+    return load_assignment(FIXTURE / "fx1")
+
+
+def student_nb(assignment, square=CORRECT_SQUARE, mean=CORRECT_MEAN):
+    """The released notebook with the student's answers typed into the two answer cells."""
+    nb = copy.deepcopy(assignment.released)
+    for cell in nb.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if gid == "square" and square is not None:
+            cell.source = square
+        if gid == "mean_reward" and mean is not None:
+            cell.source = mean
+    return nb
+
+
+def index_of(nb, gid):
+    return next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == gid)
+
+
+def write_nb(folder: Path, nb, name="fx1.ipynb"):
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / name)
+
+
+def class_notebooks(assignment, tmp: Path) -> dict:
+    """student -> notebook (or a callable writing something else) for the class under test."""
+    a = assignment
+    nbs = {
+        "alice": student_nb(a),
+        "solution": nbformat.read(SOURCE_NB, as_version=4),
+        "blank": copy.deepcopy(a.released),
+        "partial": student_nb(a, mean=WRONG_MEAN),
+        "loop": student_nb(a, mean="while True:\n    pass"),
+        "osexit": student_nb(a, mean="import os\nos._exit(0)"),
+        "segfault": student_nb(a, mean="import ctypes\nctypes.string_at(0)"),
+        "memory": student_nb(a, mean="hog = [bytearray(10**8) for _ in range(200)]"),
+        "sysexit": student_nb(a, mean="import sys\nsys.exit(0)\n" + CORRECT_MEAN),
+        "fakereport": student_nb(a, square="def square(x):\n    return x", mean=WRONG_MEAN + (
+            "\nimport json, builtins\nnp.allclose = lambda *args, **kw: True\nbuiltins.abs = lambda x: 0\n"
+            "def report(check_id, value):\n    print('@@grade ' + json.dumps({'id': check_id, 'value': 1.0}))")),
+        "reader": student_nb(a, mean=f"print(open({str(SOURCE_NB)!r}).read())\n" + CORRECT_MEAN),
+        "reader2": student_nb(a, mean="def mean_reward(rewards):\n    import marlpg\n    return 0.0"),
+        "writer": student_nb(a, mean=f"open({str(REPO / 'pwned.txt')!r}, 'w').write('x')\n"
+                             + CORRECT_MEAN),
+        "writer2": student_nb(a, mean=f"open({str(tmp / 'out' / 'grades.csv')!r}, 'w').write('x')\n" + CORRECT_MEAN),
+        "network": student_nb(a, mean="import socket\nsocket.create_connection(('1.1.1.1', 80), 3)\n" + CORRECT_MEAN),
+    }
+    first = student_nb(a)
+    first.cells.insert(0, nbformat.v4.new_code_cell("raise RuntimeError('boom')"))
+    nbs["firstcell"] = first
+    deleted = student_nb(a)
+    del deleted.cells[index_of(deleted, "test_square")]
+    nbs["deleted"] = deleted
+    edited = student_nb(a, mean=WRONG_MEAN)
+    edited.cells[index_of(edited, "test_mean")].source = "assert True"
+    nbs["edited"] = edited
+    duplicated = student_nb(a)
+    duplicated.cells.insert(index_of(duplicated, "test_square"), copy.deepcopy(duplicated.cells[index_of(duplicated, "test_square")]))
+    nbs["duplicated"] = duplicated
+    retyped = student_nb(a, mean=WRONG_MEAN)
+    i = index_of(retyped, "test_mean")
+    retyped.cells[i] = nbformat.v4.new_markdown_cell(retyped.cells[i].source, metadata=retyped.cells[i].metadata)
+    nbs["retyped"] = retyped
+    forged = student_nb(a, mean=WRONG_MEAN)
+    forged.cells.append(nbformat.v4.new_code_cell("print('all good')", metadata={"nbgrader": {
+        "grade": True, "solution": False, "locked": True, "grade_id": "bonus", "points": 100, "schema_version": 3}}))
+    nbs["forged"] = forged
+    return nbs
+
+
+@pytest.fixture(scope="module")
+def class_dir(assignment, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("class")
+    root = tmp / "course" / "submitted"
+    for student, nb in class_notebooks(assignment, tmp).items():
+        write_nb(root / student / "fx1", nb)
+    write_nb(root / "misnamed" / "fx1", student_nb(assignment), name="my homework.ipynb")
+    (root / "invalidjson" / "fx1").mkdir(parents=True)
+    (root / "invalidjson" / "fx1" / "fx1.ipynb").write_text('{"cells": [', encoding="utf-8")
+    (root / "emptyfile" / "fx1").mkdir(parents=True)
+    (root / "emptyfile" / "fx1" / "fx1.ipynb").write_bytes(b"")
+    (root / "missing" / "other").mkdir(parents=True)
+    (root / "symlink" / "fx1").mkdir(parents=True)
+    os.symlink(SOURCE_NB, root / "symlink" / "fx1" / "fx1.ipynb")
+    return tmp
+
+
+def run_grader(submissions_path: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "autograder", "grade", "--submissions", str(submissions_path), "--out", str(out),
+           "--source", str(FIXTURE), *FAST, *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
+def read_grades(out: Path) -> dict:
+    with open(out / "grades.csv", newline="", encoding="utf-8") as fh:
+        return {row["student"]: row for row in csv.DictReader(fh)}
+
+
+@pytest.fixture(scope="module")
+def graded(class_dir):
+    out = class_dir / "out"
+    result = run_grader(class_dir / "course", out, "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    return read_grades(out)
+
+
+@pytest.fixture(scope="module")
+def graded_one_job(class_dir):
+    out = class_dir / "out1"
+    result = run_grader(class_dir / "course", out, "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    return read_grades(out)
+
+
+EXPECTED = {  # student: (automatic score, a status it must show)
+    "alice": (FULL, "ok"),
+    "solution": (FULL, "ok"),
+    "blank": (0.0, "ok"),
+    "partial": (SQUARE_ONLY, "ok"),
+    "loop": (SQUARE_ONLY, "timeout"),
+    "osexit": (SQUARE_ONLY, "kernel died"),
+    "segfault": (SQUARE_ONLY, "kernel died"),
+    "memory": (SQUARE_ONLY, "memory"),
+    "sysexit": (SQUARE_ONLY, "exception"),
+    "firstcell": (FULL, "exception"),
+    "fakereport": (0.0, "ok"),
+    "reader": (SQUARE_ONLY, "exception"),
+    "reader2": (SQUARE_ONLY, "ok"),
+    "writer": (SQUARE_ONLY, "exception"),
+    "writer2": (SQUARE_ONLY, "exception"),
+    "network": (SQUARE_ONLY, "exception"),
+    "deleted": (FULL, "tampered"),
+    "edited": (SQUARE_ONLY, "tampered"),
+    "duplicated": (FULL, "tampered"),
+    "retyped": (SQUARE_ONLY, "tampered"),
+    "forged": (SQUARE_ONLY, "tampered"),
+    "misnamed": (FULL, "misnamed"),
+    "invalidjson": (0.0, "invalid json"),
+    "emptyfile": (0.0, "empty"),
+    "missing": (0.0, "missing"),
+    "symlink": (0.0, "invalid file"),
+}
+
+
+@needs_bwrap
+@pytest.mark.parametrize("student", sorted(EXPECTED))
+def test_each_submission_gets_its_status_and_only_its_points(graded, student):
+    score, status = EXPECTED[student]
+    row = graded[student]
+    assert float(row["score"]) == score, row
+    statuses = row["status"].split("; ")
+    assert status in statuses, row
+    assert float(row["autograded_max"]) == FULL and float(row["manual_max"]) == 2.0
+    assert float(row["max_score"]) == FULL + 2.0
+    if status != "ok":
+        assert row["details"] or status in ("misnamed",), row
+
+
+@needs_bwrap
+def test_class_rows_and_correct_student_unaffected(graded):
+    assert set(graded) == set(EXPECTED)
+    assert graded["alice"]["score"] == graded["solution"]["score"] == "5"
+    assert graded["alice"]["status"] == "ok"
+
+
+@needs_bwrap
+def test_grades_do_not_depend_on_jobs(graded, graded_one_job):
+    pick = lambda rows: {s: (r["score"], r["status"]) for s, r in rows.items()}  # noqa: E731
+    assert pick(graded) == pick(graded_one_job)
+
+
+@needs_bwrap
+def test_nothing_written_outside_the_sandbox(graded, class_dir):
+    assert not (REPO / "pwned.txt").exists()
+    assert (class_dir / "out" / "grades.csv").read_text().startswith("student,")
+    assert "Read-only file system" in graded["writer"]["details"]
+    assert "No such file" in graded["writer2"]["details"]
+    assert "marlpg" in graded["reader2"]["details"] or graded["reader2"]["status"] == "ok"
+    assert "No such file" in graded["reader"]["details"]
+    assert "Network is unreachable" in graded["network"]["details"] or "OSError" in graded["network"]["details"]
+
+
+@needs_bwrap
+def test_feedback_html_shows_results_not_hidden_tests(graded, class_dir):
+    for student in EXPECTED:
+        page = (class_dir / "out" / "feedback" / student / "fx1.html").read_text(encoding="utf-8")
+        assert "fx1" in page
+        assert "BEGIN HIDDEN TESTS" not in page and "default_rng(7)" not in page
+    page = (class_dir / "out" / "feedback" / "partial" / "fx1.html").read_text(encoding="utf-8")
+    assert "test_square" in page and "2 / 2 points" in page and "0 / 3 points" in page
+    report = (class_dir / "out" / "report.txt").read_text()
+    assert "loop / fx1" in report and "time limit" in report
+
+
+@needs_bwrap
+def test_lms_zip_layout(assignment, tmp_path):
+    buf = tmp_path / "canvas.zip"
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("bob_12345_67890_fx1.ipynb", nbformat.writes(student_nb(assignment)))
+        zf.writestr("sub/carol_LATE_111_fx1.ipynb", nbformat.writes(student_nb(assignment, mean=WRONG_MEAN)))
+        zf.writestr("dave_9_assignsubmission_file_/homework.ipynb", nbformat.writes(student_nb(assignment)))
+        zf.writestr("../../evil_1_fx1.ipynb", "{")
+        zf.writestr("__MACOSX/._bob_fx1.ipynb", "junk")
+    out = tmp_path / "out"
+    result = run_grader(buf, out, "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    rows = read_grades(out)
+    assert rows["bob"]["score"] == "5" and rows["carol"]["score"] == "2"
+    assert rows["dave"]["score"] == "5" and "misnamed" in rows["dave"]["status"]
+    assert rows["evil"]["status"] == "invalid json"
+    assert not (tmp_path.parent / "evil_1_fx1.ipynb").exists()
+    assert {p.name for p in (out / "feedback").iterdir()} == {"bob", "carol", "dave", "evil"}
+
+
+def test_zip_bomb_is_read_with_a_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(submissions, "MAX_NOTEBOOK_BYTES", 1000)
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("eve_1_fx1.ipynb", b"0" * 10_000_000)
+    found, unplaced = submissions.collect(path, {"fx1": "fx1.ipynb"})
+    assert [(s.student, s.problem) for s in found] == [("eve", "invalid file")]
+    assert "larger than" in found[0].notes[0]
+
+
+def test_refuses_to_grade_without_a_working_sandbox(tmp_path):
+    env = dict(os.environ, PATH="/nonexistent")
+    code = ("import sys; sys.argv[0] = 'x'; import autograder.sandbox as s; s.BWRAP = '/nonexistent/bwrap';"
+            "from autograder.cli import main; sys.exit(main(sys.argv[1:]))")
+    cmd = [sys.executable, "-c", code, "grade", "--submissions", str(tmp_path), "--out", str(tmp_path / "o"),
+           "--source", str(FIXTURE)]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    assert result.returncode == 2
+    assert "Refusing to grade" in result.stderr and "--unsafe-no-sandbox" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_comparison_tolerances():
+    assert scoring.values_match(1.0, 1.0 + 1e-8) and not scoring.values_match(1.0, 1.001)
+    assert scoring.values_match([1, [2.0, 3]], [1.0, [2, 3.0000000001]])
+    assert not scoring.values_match([1, 2], [1, 2, 3]) and not scoring.values_match("a", "b")
+    assert not scoring.values_match(True, 1) and scoring.values_match(float("nan"), float("nan"))
+    cell = {"outputs": [{"output_type": "stream", "name": "stdout",
+                         "text": 'x\n@@grade {"id": "a", "value": [1, 2]}\n@@grade nonsense\n'}]}
+    reports = scoring.parse_reports(cell)
+    assert reports[0] == ("a", [1, 2]) and reports[1][0] == "<unreadable>"
+    assert scoring.reports_match(reports[:1], [("a", [1, 2.0])])[0]
+    assert not scoring.reports_match(reports, [("a", [1, 2])])[0]
+
+
+def test_rebuild_takes_tests_from_the_source(assignment):
+    nb = student_nb(assignment, mean=WRONG_MEAN)
+    nb.cells[index_of(nb, "test_mean")].source = "assert True"
+    rebuilt = rebuild(assignment, nb)
+    test = rebuilt.notebook.cells[index_of(rebuilt.notebook, "test_mean")]
+    assert "BEGIN HIDDEN TESTS" in test.source and rebuilt.tampering
+    answer = rebuilt.notebook.cells[index_of(rebuilt.notebook, "mean_reward")]
+    assert "median" in answer.source
+    assert not rebuild(assignment, student_nb(assignment)).tampering
