@@ -147,15 +147,27 @@ def render_feedback(result: Result, assignment: Assignment) -> str:
         return f"<html><body><pre>{html.escape(result.status)}\n{html.escape(str(exc))}</pre></body></html>"
 
 
+def worker_context():
+    """Fresh worker processes (no inherited kernels, sockets or event loops), forked from a server that has
+    already imported the grader, so that starting one costs little."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["autograder.grading"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
 def _grade_task(args):
     return grade_submission(*args)
 
 
 def grade_all(submissions: list[Submission], assignments: dict[str, Assignment], settings: Settings,
-              jobs: int, progress=print) -> tuple[list[Result], dict[str, str]]:
-    """References (one sandboxed run per assignment), then all submissions, ``jobs`` at a time."""
-    references, failed = {}, {}
+              jobs: int, progress=print, references: dict | None = None) -> tuple[list[Result], dict[str, str]]:
+    """References (one sandboxed run per assignment, unless given), then all submissions, ``jobs`` at a time."""
+    references, failed = dict(references or {}), {}
     for name, assignment in assignments.items():
+        if name in references:
+            continue
         try:
             references[name] = compute_references(assignment, cell_timeout=settings.cell_timeout,
                                                   total_timeout=settings.total_timeout, limits=settings.limits,
@@ -171,7 +183,7 @@ def grade_all(submissions: list[Submission], assignments: dict[str, Assignment],
             results.append(_grade_task(task))
             progress(f"{results[-1].student}/{results[-1].assignment}: {results[-1].score:g} ({results[-1].status})")
         return results, failed
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=worker_context()) as pool:
         results = list(pool.map(_grade_task, tasks))
     for r in results:
         progress(f"{r.student}/{r.assignment}: {r.score:g} ({r.status})")

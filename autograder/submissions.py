@@ -84,9 +84,38 @@ def submitted_root(path: Path) -> Path:
     return path / "submitted" if (path / "submitted").is_dir() else path
 
 
+def inbound_folders(root: Path, expected: dict[str, str]) -> dict[tuple[str, str], Path]:
+    """JupyterHub exchange ``inbound/<student>+<assignment>+<timestamp>[+<random>]``: latest per pair."""
+    latest: dict[tuple[str, str], tuple[str, Path]] = {}
+    for folder in root.iterdir():
+        parts = folder.name.split("+")
+        if len(parts) < 3 or not folder.is_dir() or folder.is_symlink() or parts[1] not in expected:
+            continue
+        key = (parts[0], parts[1])
+        if key not in latest or parts[2] > latest[key][0]:
+            latest[key] = (parts[2], folder)
+    return {key: folder for key, (_, folder) in latest.items()}
+
+
+def collect_inbound(root: Path, expected: dict[str, str]) -> list[Submission]:
+    folders = inbound_folders(root, expected)
+    found = []
+    for student in sorted({s for s, _ in folders}):
+        for assignment, notebook in expected.items():
+            folder = folders.get((student, assignment))
+            if folder is None:
+                found.append(Submission(student=safe_name(student), assignment=assignment, problem="missing",
+                                        notes=[f"no {assignment} was submitted"]))
+            else:
+                found.append(collect_notebook(folder, safe_name(student), assignment, notebook))
+    return found
+
+
 def collect_folder(path: Path, expected: dict[str, str]) -> list[Submission]:
     """Submissions from ``submitted/<student>/<assignment>/``; one per student and expected assignment."""
     root = submitted_root(path)
+    if inbound_folders(root, expected):
+        return collect_inbound(root, expected)
     students = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
     found = []
     for student_dir in students:
@@ -96,12 +125,16 @@ def collect_folder(path: Path, expected: dict[str, str]) -> list[Submission]:
 
 
 def collect_one_folder(student_dir: Path, assignment: str, notebook: str) -> Submission:
-    sub = Submission(student=safe_name(student_dir.name), assignment=assignment)
     folder = student_dir / assignment
     if not folder.is_dir() or folder.is_symlink():
-        sub.problem = "missing"
-        sub.notes.append(f"no {assignment} folder was submitted")
-        return sub
+        return Submission(student=safe_name(student_dir.name), assignment=assignment, problem="missing",
+                          notes=[f"no {assignment} folder was submitted"])
+    return collect_notebook(folder, safe_name(student_dir.name), assignment, notebook)
+
+
+def collect_notebook(folder: Path, student: str, assignment: str, notebook: str) -> Submission:
+    """The notebook of one submission folder: the expected name, else the only notebook there."""
+    sub = Submission(student=student, assignment=assignment)
     names = sorted(p.name for p in folder.iterdir() if is_notebook_name(p.name))
     chosen, sub.misnamed, note = choose_notebook(names, notebook)
     if note:

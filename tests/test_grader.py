@@ -295,3 +295,41 @@ def test_rebuild_takes_tests_from_the_source(assignment):
     answer = rebuilt.notebook.cells[index_of(rebuilt.notebook, "mean_reward")]
     assert "median" in answer.source
     assert not rebuild(assignment, student_nb(assignment)).tampering
+
+
+def test_exchange_inbound_layout_takes_the_latest(assignment, tmp_path):
+    inbound = tmp_path / "inbound"
+    write_nb(inbound / "bob+fx1+2026-11-20 10:00:00.000000 UTC+abc", copy.deepcopy(assignment.released))
+    write_nb(inbound / "bob+fx1+2026-11-21 10:00:00.000000 UTC+def", student_nb(assignment))
+    write_nb(inbound / "carol+other+2026-11-21 10:00:00.000000 UTC+x", student_nb(assignment))
+    found, _ = submissions.collect(inbound, {"fx1": "fx1.ipynb"})
+    assert [(s.student, s.problem) for s in found] == [("bob", "")]
+    assert b"np.mean" in found[0].content
+
+
+REAL = sorted(p.parent.name for p in (REPO / "solutions").glob("ex*/ex*.ipynb") if p.stem == p.parent.name)
+
+
+@needs_bwrap
+@pytest.mark.skipif(not REAL, reason="no exercise notebooks in solutions/ yet")
+def test_real_exercises_solution_full_blank_zero(tmp_path):
+    root = tmp_path / "submitted"
+    for name in REAL:
+        source = nbformat.read(REPO / "solutions" / name / f"{name}.ipynb", as_version=4)
+        write_nb(root / "solution" / name, source, name=f"{name}.ipynb")
+        released = REPO / "notebooks" / "exercises" / name / f"{name}.ipynb"
+        if released.exists():
+            write_nb(root / "blank" / name, nbformat.read(released, as_version=4), name=f"{name}.ipynb")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "autograder", "grade", "--submissions", str(tmp_path), "--out", str(out),
+           "--jobs", "2", "--timeout", "120", "--memory", "4096"]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(out / "grades.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        if row["student"] == "solution":
+            assert row["score"] == row["autograded_max"] and float(row["score"]) > 0, row
+            assert row["status"] == "ok", row
+        elif row["student"] == "blank" and row["status"] != "missing":
+            assert float(row["score"]) == 0, row
