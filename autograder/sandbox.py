@@ -7,6 +7,8 @@ What the sandbox protects against (DESIGN.md, section 1):
   working folder (the only writable place), nothing else;
 * writing outside its folder: every other mount is read-only or absent;
 * the network: ``--unshare-net`` leaves only a loopback of its own;
+* undoing the sandbox from inside: ``--cap-drop ALL`` (run as root, bwrap would otherwise keep every
+  capability in the sandbox's user namespace, enough to remount the read-only environment writable);
 * outliving the grader or touching its processes: own PID namespace, new session, ``--die-with-parent``;
 * exhausting the machine: ``prlimit`` caps CPU seconds, address space (memory), processes and file size.
 
@@ -84,7 +86,7 @@ def bwrap_prefix(run_dir: str, home_dir: str, limits: Limits) -> list[str]:
         cmd += ["--ro-bind", d, d]
     cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
             "--bind", run_dir, run_dir, "--bind", home_dir, SANDBOX_HOME, "--remount-ro", "/", "--chdir", SANDBOX_HOME,
-            "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
+            "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"]
     for key, value in kernel_env().items():
         cmd += ["--setenv", key, value]
     return cmd + limits.prlimit_args()

@@ -82,6 +82,8 @@ def class_notebooks(assignment, tmp: Path) -> dict:
         "writer": student_nb(a, mean=f"open({str(REPO / 'pwned.txt')!r}, 'w').write('x')\n"
                              + CORRECT_MEAN),
         "writer2": student_nb(a, mean=f"open({str(tmp / 'out' / 'grades.csv')!r}, 'w').write('x')\n" + CORRECT_MEAN),
+        "remount": student_nb(a, mean=f"import subprocess\nsubprocess.run(['mount', '-o', 'remount,rw,bind', "
+                              f"{sys.prefix!r}])\nopen({str(Path(sys.prefix) / 'PWNED_BY_TEST')!r}, 'w')\n" + CORRECT_MEAN),
         "network": student_nb(a, mean="import socket\nsocket.create_connection(('1.1.1.1', 80), 3)\n" + CORRECT_MEAN),
     }
     first = student_nb(a)
@@ -168,6 +170,7 @@ EXPECTED = {  # student: (automatic score, a status it must show)
     "writer": (SQUARE_ONLY, "exception"),
     "writer2": (SQUARE_ONLY, "exception"),
     "network": (SQUARE_ONLY, "exception"),
+    "remount": (SQUARE_ONLY, "exception"),
     "deleted": (FULL, "tampered"),
     "edited": (SQUARE_ONLY, "tampered"),
     "duplicated": (FULL, "tampered"),
@@ -211,6 +214,7 @@ def test_grades_do_not_depend_on_jobs(graded, graded_one_job):
 @needs_bwrap
 def test_nothing_written_outside_the_sandbox(graded, class_dir):
     assert not (REPO / "pwned.txt").exists()
+    assert not (Path(sys.prefix) / "PWNED_BY_TEST").exists()  # the environment cannot be remounted writable
     assert (class_dir / "out" / "grades.csv").read_text().startswith("student,")
     assert "Read-only file system" in graded["writer"]["details"]
     assert "No such file" in graded["writer2"]["details"]
