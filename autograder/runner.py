@@ -16,7 +16,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from .sandbox import Limits, SandboxedKernelManager, new_workdir
+from .sandbox import Limits, SandboxedKernelManager, new_workdir, remove_cgroup
 
 MAX_OUTPUT_BYTES = 2_000_000  # per cell, kept in the grader's memory; more is dropped and noted
 
@@ -107,6 +107,8 @@ async def run_notebook_async(nb, *, cell_timeout, total_timeout, limits, sandbox
         except Exception:
             pass
         shutil.rmtree(workdir, ignore_errors=True)
+        await asyncio.sleep(0)
+        remove_cgroup(km.cgroup)
     result.seconds = time.monotonic() - start
     for run in result.cells:
         run.output_truncated = run.index in client.truncated

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,43 @@ def bwrap_prefix(run_dir: str, home_dir: str, limits: Limits) -> list[str]:
     return cmd + limits.prlimit_args()
 
 
+PIDS_CGROUP_ROOT = "/sys/fs/cgroup/pids"  # cgroup v1 pids controller, where the host offers one
+
+
+def new_pids_cgroup(limit: int) -> str | None:
+    """A pids cgroup capping the sandbox's process count (best effort: None where cgroups are not writable).
+
+    RLIMIT_NPROC is not enforced for root, so when the grader runs as root this is what stops a fork bomb."""
+    if not os.access(PIDS_CGROUP_ROOT, os.W_OK):
+        return None
+    try:
+        path = tempfile.mkdtemp(prefix="autograder-", dir=PIDS_CGROUP_ROOT)
+        with open(os.path.join(path, "pids.max"), "w") as fh:
+            fh.write(str(limit))
+        return path
+    except OSError:
+        return None
+
+
+def remove_cgroup(path: str | None, attempts: int = 50) -> None:
+    """Remove the cgroup once its last process is gone (killed processes take a moment to be reaped)."""
+    for _ in range(attempts if path else 0):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+def enter_cgroup_prefix(path: str | None) -> list[str]:
+    """A shell that moves itself into the cgroup, then execs the sandbox (its processes inherit it)."""
+    if not path:
+        return []
+    return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', path]
+
+
 def check_bwrap() -> str | None:
     """None when bubblewrap can start a sandbox here; otherwise why not, in plain words."""
     if not os.path.exists(BWRAP):
@@ -122,6 +160,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
         self.limits = limits
         self.sandboxed = sandboxed
+        self.cgroup = new_pids_cgroup(limits.processes)
         self.connection_file = os.path.join(self.run_dir, "kernel.json")
         self.ip = os.path.join(self.run_dir, "k")
 
@@ -129,9 +168,10 @@ class SandboxedKernelManager(AsyncKernelManager):
         cmd = super().format_kernel_cmd(extra_arguments)
         if cmd and os.path.basename(cmd[0]).startswith("python"):
             cmd[0] = sys.executable  # the grader's environment, mounted read-only in the sandbox
+        enter = enter_cgroup_prefix(self.cgroup)
         if not self.sandboxed:
-            return self.limits.prlimit_args() + cmd
-        return bwrap_prefix(self.run_dir, self.home_dir, self.limits) + cmd
+            return enter + self.limits.prlimit_args() + cmd
+        return enter + bwrap_prefix(self.run_dir, self.home_dir, self.limits) + cmd
 
     async def _async_pre_start_kernel(self, **kw):
         cmd, kw = await super()._async_pre_start_kernel(**kw)

@@ -32,6 +32,7 @@ CORRECT_MEAN = "def mean_reward(rewards):\n    return float(np.mean(rewards))"
 WRONG_MEAN = "def mean_reward(rewards):\n    return float(np.median(rewards))"
 FULL, SQUARE_ONLY = 5.0, 2.0
 FAST = ["--timeout", "8", "--total-timeout", "40", "--memory", "1024"]
+PROCESS_CAP = os.access(sandbox.PIDS_CGROUP_ROOT, os.W_OK) or os.getuid() != 0
 needs_bwrap = pytest.mark.skipif(sandbox.check_bwrap() is not None, reason="bubblewrap does not work here")
 
 
@@ -84,6 +85,8 @@ def class_notebooks(assignment, tmp: Path) -> dict:
         "writer2": student_nb(a, mean=f"open({str(tmp / 'out' / 'grades.csv')!r}, 'w').write('x')\n" + CORRECT_MEAN),
         "remount": student_nb(a, mean=f"import subprocess\nsubprocess.run(['mount', '-o', 'remount,rw,bind', "
                               f"{sys.prefix!r}])\nopen({str(Path(sys.prefix) / 'PWNED_BY_TEST')!r}, 'w')\n" + CORRECT_MEAN),
+        "forkbomb": student_nb(a, mean="import os, time\nfor _ in range(3000):\n    if os.fork() == 0:\n"
+                               "        time.sleep(20)\n        os._exit(0)\n" + CORRECT_MEAN),
         "network": student_nb(a, mean="import socket\nsocket.create_connection(('1.1.1.1', 80), 3)\n" + CORRECT_MEAN),
     }
     first = student_nb(a)
@@ -171,6 +174,8 @@ EXPECTED = {  # student: (automatic score, a status it must show)
     "writer2": (SQUARE_ONLY, "exception"),
     "network": (SQUARE_ONLY, "exception"),
     "remount": (SQUARE_ONLY, "exception"),
+    # the process cap binds where a pids cgroup can be made, or the grader is not root (RLIMIT_NPROC)
+    "forkbomb": (SQUARE_ONLY, "exception") if PROCESS_CAP else (FULL, "ok"),
     "deleted": (FULL, "tampered"),
     "edited": (SQUARE_ONLY, "tampered"),
     "duplicated": (FULL, "tampered"),
