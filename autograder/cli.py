@@ -33,8 +33,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--memory", type=int, default=4096, help="address-space limit per kernel in MB (default 4096)")
     g.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="run student code WITHOUT bubblewrap (it can then read the solutions and write anywhere)")
-    gen = sub.add_parser("generate", help="release the student notebooks (autograder/generate.py)")
-    gen.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("generate", help="release the student notebooks (autograder/generate.py; its options pass through)")
     return p
 
 
@@ -65,16 +64,21 @@ def grade(args) -> int:
     return 1 if failed else 0
 
 
-def generate(args) -> int:
+def generate(rest: list[str]) -> int:
     script = REPO / "autograder" / "generate.py"
     if not script.exists():
         print("autograder/generate.py does not exist yet", file=sys.stderr)
         return 2
-    sys.argv = [str(script), *[a for a in args.rest if a != "--"]]
+    sys.argv = [str(script), *[a for a in rest if a != "--"]]
     runpy.run_path(str(script), run_name="__main__")
     return 0
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    return grade(args) if args.command == "grade" else generate(args)
+    p = parser()
+    args, rest = p.parse_known_args(argv)
+    if args.command == "generate":
+        return generate(rest)
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    return grade(args)

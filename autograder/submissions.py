@@ -41,8 +41,9 @@ class Submission:
 
 
 def safe_name(name: str) -> str:
-    """A student name usable as a folder name: no path separators, no leading dots."""
-    cleaned = re.sub(r"[^A-Za-z0-9._@+-]+", "_", name.strip()).strip("._") or "unnamed"
+    """A student name usable as a folder name (no path separators, no leading dots) and in a spreadsheet
+    (no leading = + - @, which would start a formula)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._@+-]+", "_", name.strip()).strip("._").lstrip("=+-@") or "unnamed"
     return cleaned[:100]
 
 

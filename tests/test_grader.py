@@ -87,6 +87,7 @@ def class_notebooks(assignment, tmp: Path) -> dict:
                               f"{sys.prefix!r}])\nopen({str(Path(sys.prefix) / 'PWNED_BY_TEST')!r}, 'w')\n" + CORRECT_MEAN),
         "forkbomb": student_nb(a, mean="import os, time\nfor _ in range(3000):\n    if os.fork() == 0:\n"
                                "        time.sleep(20)\n        os._exit(0)\n" + CORRECT_MEAN),
+        "flood": student_nb(a, mean="for _ in range(5000):\n    print('x' * 1000)\n" + CORRECT_MEAN),
         "network": student_nb(a, mean="import socket\nsocket.create_connection(('1.1.1.1', 80), 3)\n" + CORRECT_MEAN),
     }
     first = student_nb(a)
@@ -174,6 +175,7 @@ EXPECTED = {  # student: (automatic score, a status it must show)
     "writer2": (SQUARE_ONLY, "exception"),
     "network": (SQUARE_ONLY, "exception"),
     "remount": (SQUARE_ONLY, "exception"),
+    "flood": (FULL, "ok"),
     # the process cap binds where a pids cgroup can be made, or the grader is not root (RLIMIT_NPROC)
     "forkbomb": (SQUARE_ONLY, "exception") if PROCESS_CAP else (FULL, "ok"),
     "deleted": (FULL, "tampered"),
@@ -342,3 +344,18 @@ def test_real_exercises_solution_full_blank_zero(tmp_path):
             assert row["status"] == "ok", row
         elif row["student"] == "blank" and row["status"] != "missing":
             assert float(row["score"]) == 0, row
+
+
+def test_unsafe_no_sandbox_still_grades_and_warns(assignment, tmp_path):
+    write_nb(tmp_path / "submitted" / "alice" / "fx1", student_nb(assignment))
+    write_nb(tmp_path / "submitted" / "bob" / "fx1", student_nb(assignment, mean=WRONG_MEAN))
+    result = run_grader(tmp_path, tmp_path / "out", "--jobs", "1", "--unsafe-no-sandbox")
+    assert result.returncode == 0, result.stderr
+    assert "WITHOUT the sandbox" in result.stderr
+    rows = read_grades(tmp_path / "out")
+    assert (rows["alice"]["score"], rows["bob"]["score"]) == ("5", "2")
+
+
+def test_command_lists_grade_and_generate():
+    result = subprocess.run([sys.executable, "-m", "autograder", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and "grade" in result.stdout and "generate" in result.stdout
