@@ -102,7 +102,12 @@ def grade_submission(sub: Submission, assignment: Assignment, references: dict, 
     else:
         nb = parse_notebook(sub, result)
         if nb is not None:
-            run_rebuilt(nb, assignment, references, settings, result)
+            try:
+                run_rebuilt(nb, assignment, references, settings, result)
+            except Exception as exc:  # a notebook malformed in a way nbformat let through
+                result.tests = []
+                result.add("invalid json", f"{sub.filename} could not be graded as a notebook: "
+                                           f"{type(exc).__name__}: {exc}"[:300])
     if not result.tests:
         result.tests = [TestResult(gid, pts, 0.0, "not graded") for gid, pts in test_points(assignment)]
     result.html = render_feedback(result, assignment)
@@ -128,7 +133,11 @@ def run_rebuilt(nb, assignment: Assignment, references: dict, settings: Settings
         origin = rebuilt.notebook.cells[c.index].metadata.get("autograder", {}).get("origin")
         if c.error and origin != "source" and "MemoryError" not in c.error:
             kind = "your added cell" if origin == "added" else "your answer cell"
-            result.add("exception", f"cell {c.index + 1} ({kind}) raised {c.error}: {c.error_value}"[:300])
+            if c.error == "SystemExit":
+                result.add("exception", f"cell {c.index + 1} ({kind}) called sys.exit({c.error_value}); "
+                                        "the kernel ignored it and went on")
+            else:
+                result.add("exception", f"cell {c.index + 1} ({kind}) raised {c.error}: {c.error_value}"[:300])
         elif c.error and origin == "source" and "MemoryError" not in c.error and not is_test(rebuilt, c.index):
             result.add("exception", f"cell {c.index + 1} (a locked cell) raised {c.error}: {c.error_value}"[:300])
     result.tests = score_tests(rebuilt.notebook, runs, references)

@@ -122,6 +122,8 @@ def class_dir(assignment, tmp_path_factory):
     write_nb(root / "misnamed" / "fx1", student_nb(assignment), name="my homework.ipynb")
     (root / "invalidjson" / "fx1").mkdir(parents=True)
     (root / "invalidjson" / "fx1" / "fx1.ipynb").write_text('{"cells": [', encoding="utf-8")
+    (root / "notanotebook" / "fx1").mkdir(parents=True)
+    (root / "notanotebook" / "fx1" / "fx1.ipynb").write_text('{"cells": [1, 2], "nbformat": 4}', encoding="utf-8")
     (root / "emptyfile" / "fx1").mkdir(parents=True)
     (root / "emptyfile" / "fx1" / "fx1.ipynb").write_bytes(b"")
     (root / "missing" / "other").mkdir(parents=True)
@@ -185,6 +187,7 @@ EXPECTED = {  # student: (automatic score, a status it must show)
     "forged": (SQUARE_ONLY, "tampered"),
     "misnamed": (FULL, "misnamed"),
     "invalidjson": (0.0, "invalid json"),
+    "notanotebook": (0.0, "invalid json"),
     "emptyfile": (0.0, "empty"),
     "missing": (0.0, "missing"),
     "symlink": (0.0, "invalid file"),
@@ -228,6 +231,7 @@ def test_nothing_written_outside_the_sandbox(graded, class_dir):
     assert "marlpg" in graded["reader2"]["details"] or graded["reader2"]["status"] == "ok"
     assert "No such file" in graded["reader"]["details"]
     assert "Network is unreachable" in graded["network"]["details"] or "OSError" in graded["network"]["details"]
+    assert "sys.exit(0)" in graded["sysexit"]["details"]
 
 
 @needs_bwrap
