@@ -17,10 +17,10 @@ from pathlib import Path
 import nbformat
 
 from .feedback import feedback_html
-from .rebuild import Assignment, rebuild
+from .rebuild import Assignment, rebuild, role
 from .runner import run_notebook
 from .sandbox import Limits
-from .scoring import TestResult, compute_references, score_tests
+from .scoring import TestResult, compute_references, score_tests, test_cells
 from .submissions import Submission
 
 STATUS_WORDS = {
@@ -115,7 +115,6 @@ def grade_submission(sub: Submission, assignment: Assignment, references: dict, 
 
 
 def test_points(assignment: Assignment) -> list[tuple[str, float]]:
-    from .scoring import test_cells
     return [(gid, pts) for _, gid, pts in test_cells(assignment.source)]
 
 
@@ -145,7 +144,6 @@ def run_rebuilt(nb, assignment: Assignment, references: dict, settings: Settings
 
 
 def is_test(rebuilt, index: int) -> bool:
-    from .rebuild import role
     return role(rebuilt.notebook.cells[index]) == "test"
 
 
@@ -170,33 +168,46 @@ def _grade_task(args):
     return grade_submission(*args)
 
 
+def _reference_task(args):
+    assignment, settings = args
+    return compute_references(assignment, cell_timeout=settings.cell_timeout, total_timeout=settings.total_timeout,
+                              limits=settings.limits, sandboxed=settings.sandboxed)
+
+
 def grade_all(submissions: list[Submission], assignments: dict[str, Assignment], settings: Settings,
               jobs: int, progress=print, references: dict | None = None) -> tuple[list[Result], dict[str, str]]:
-    """References (one sandboxed run per assignment, unless given), then all submissions, ``jobs`` at a time."""
+    """References (one sandboxed run per assignment, unless given), then all submissions, ``jobs`` at a time.
+
+    Returns the results and, per assignment that could not be graded, why (its solution failed)."""
     references, failed = dict(references or {}), {}
-    for name, assignment in assignments.items():
-        if name in references:
-            continue
-        try:
-            references[name] = compute_references(assignment, cell_timeout=settings.cell_timeout,
-                                                  total_timeout=settings.total_timeout, limits=settings.limits,
-                                                  sandboxed=settings.sandboxed)
-        except Exception as exc:
-            failed[name] = str(exc)
-            progress(f"cannot grade {name}: {exc}")
-    tasks = [(s, assignments[s.assignment], references[s.assignment], settings)
-             for s in submissions if s.assignment in references]
-    if jobs <= 1 or len(tasks) <= 1:
+    todo = [a for name, a in assignments.items() if name not in references]
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=worker_context()) if jobs > 1 else None
+    try:
+        mapper = pool.map if pool else map
+        outcomes = mapper(_safe_reference_task, [(a, settings) for a in todo])
+        for assignment, (refs, error) in zip(todo, outcomes):
+            if error:
+                failed[assignment.name] = error
+                progress(f"cannot grade {assignment.name}: {error}")
+            else:
+                references[assignment.name] = refs
+        tasks = [(s, assignments[s.assignment], references[s.assignment], settings)
+                 for s in submissions if s.assignment in references]
         results = []
-        for task in tasks:
-            results.append(_grade_task(task))
-            progress(f"{results[-1].student}/{results[-1].assignment}: {results[-1].score:g} ({results[-1].status})")
-        return results, failed
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=worker_context()) as pool:
-        results = list(pool.map(_grade_task, tasks))
-    for r in results:
-        progress(f"{r.student}/{r.assignment}: {r.score:g} ({r.status})")
+        for result in mapper(_grade_task, tasks):
+            results.append(result)
+            progress(f"{result.student}/{result.assignment}: {result.score:g} of {result.auto_max:g} ({result.status})")
+    finally:
+        if pool:
+            pool.shutdown()
     return results, failed
+
+
+def _safe_reference_task(args):
+    try:
+        return _reference_task(args), ""
+    except Exception as exc:
+        return None, str(exc)
 
 
 CSV_FIELDS = ["student", "assignment", "score", "max_score", "autograded_score", "autograded_max",

@@ -363,3 +363,18 @@ def test_unsafe_no_sandbox_still_grades_and_warns(assignment, tmp_path):
 def test_command_lists_grade_and_generate():
     result = subprocess.run([sys.executable, "-m", "autograder", "--help"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0 and "grade" in result.stdout and "generate" in result.stdout
+
+
+@needs_bwrap
+def test_a_failing_solution_notebook_stops_that_assignment(assignment, tmp_path):
+    broken = nbformat.read(SOURCE_NB, as_version=4)
+    broken.cells[index_of(broken, "mean_reward")].source = "def mean_reward(rewards):\n    return 1 / 0"
+    source = tmp_path / "source"
+    write_nb(source / "fx1", broken)
+    write_nb(tmp_path / "submitted" / "alice" / "fx1", student_nb(assignment))
+    cmd = [sys.executable, "-m", "autograder", "grade", "--submissions", str(tmp_path), "--out", str(tmp_path / "out"),
+           "--source", str(source), "--jobs", "1", *FAST]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 1
+    report = (tmp_path / "out" / "report.txt").read_text()
+    assert "NOT GRADED fx1" in report and "ZeroDivisionError" in report
