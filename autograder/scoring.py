@@ -25,15 +25,18 @@ def stdout_text(cell) -> str:
                    if o.get("output_type") == "stream" and o.get("name") == "stdout")
 
 
-def parse_reports(cell) -> list[tuple[str, object]]:
-    """The (id, value) pairs of a cell's ``@@grade {json}`` stdout lines, in order."""
+def parse_reports(cell) -> list[tuple]:
+    """The (id, value) pairs of a cell's ``@@grade {json}`` stdout lines, in order; (id, value, tolerances)
+    where a line declares its own ``rtol``/``atol`` (only the reference's declaration is ever used)."""
     reports = []
     for line in stdout_text(cell).splitlines():
         if not line.startswith(PREFIX):
             continue
         try:
             data = json.loads(line[len(PREFIX):])
-            reports.append((str(data["id"]), data.get("value")))
+            tolerances = {k: float(data[k]) for k in ("rtol", "atol") if is_number(data.get(k))}
+            reports.append((str(data["id"]), data.get("value"), tolerances) if tolerances
+                           else (str(data["id"]), data.get("value")))
         except (ValueError, KeyError, TypeError):
             reports.append(("<unreadable>", UNREADABLE))
     return reports
@@ -43,8 +46,9 @@ def is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def values_match(got, expected) -> bool:
-    """Numbers within rtol=1e-6, atol=1e-9 (NaN matches NaN); lists elementwise; dicts by key; others equal."""
+def values_match(got, expected, rtol: float = RTOL, atol: float = ATOL) -> bool:
+    """Numbers within rtol=1e-6, atol=1e-9 by default (NaN matches NaN); lists elementwise; dicts by key;
+    other values equal."""
     if got is UNREADABLE or expected is UNREADABLE:
         return False
     if is_number(got) and is_number(expected):
@@ -53,23 +57,24 @@ def values_match(got, expected) -> bool:
             return math.isnan(got) and math.isnan(expected)
         if math.isinf(got) or math.isinf(expected):
             return got == expected
-        return abs(got - expected) <= ATOL + RTOL * abs(expected)
+        return abs(got - expected) <= atol + rtol * abs(expected)
     if isinstance(got, list) and isinstance(expected, list):
-        return len(got) == len(expected) and all(values_match(a, b) for a, b in zip(got, expected))
+        return len(got) == len(expected) and all(values_match(a, b, rtol, atol) for a, b in zip(got, expected))
     if isinstance(got, dict) and isinstance(expected, dict):
-        return got.keys() == expected.keys() and all(values_match(got[k], expected[k]) for k in expected)
+        return got.keys() == expected.keys() and all(values_match(got[k], expected[k], rtol, atol) for k in expected)
     return type(got) is type(expected) and got == expected
 
 
 def reports_match(got: list, expected: list) -> tuple[bool, str]:
     """Whether two report lists agree, and if not, which check first differs (in plain words)."""
-    for i, (exp_id, exp_value) in enumerate(expected):
+    for i, (exp_id, exp_value, *declared) in enumerate(expected):
         if i >= len(got):
             return False, f"check '{exp_id}' was not reported"
-        got_id, got_value = got[i]
+        got_id, got_value = got[i][0], got[i][1]
         if got_id != exp_id:
             return False, f"expected check '{exp_id}' but got '{got_id}'"
-        if not values_match(got_value, exp_value):
+        tolerances = {"rtol": RTOL, "atol": ATOL, **(declared[0] if declared else {})}
+        if not values_match(got_value, exp_value, tolerances["rtol"], tolerances["atol"]):
             return False, f"check '{exp_id}' gave a different value"
     if len(got) > len(expected):
         return False, f"{len(got) - len(expected)} unexpected extra report(s)"
@@ -104,7 +109,7 @@ def compute_references(assignment: Assignment, *, cell_timeout: float, total_tim
     if failed:
         raise ReferenceError(f"{assignment.name}: the solution notebook raised errors: {'; '.join(failed)}")
     refs = {gid: parse_reports(nb.cells[i]) for i, gid, _ in test_cells(nb)}
-    bad = [gid for gid, reports in refs.items() if any(v is UNREADABLE for _, v in reports)]
+    bad = [gid for gid, reports in refs.items() if any(r[1] is UNREADABLE for r in reports)]
     if bad:
         raise ReferenceError(f"{assignment.name}: unreadable @@grade lines in {', '.join(bad)}")
     return refs

@@ -299,6 +299,12 @@ def test_report_comparison_tolerances():
     assert reports[0] == ("a", [1, 2]) and reports[1][0] == "<unreadable>"
     assert scoring.reports_match(reports[:1], [("a", [1, 2.0])])[0]
     assert not scoring.reports_match(reports, [("a", [1, 2])])[0]
+    declared = scoring.parse_reports({"outputs": [{"output_type": "stream", "name": "stdout",
+                                                   "text": '@@grade {"id": "b", "value": 1.0, "rtol": 0.1}\n'}]})
+    assert declared == [("b", 1.0, {"rtol": 0.1})]
+    assert scoring.reports_match([("b", 1.05)], declared)[0] and not scoring.reports_match([("b", 1.2)], declared)[0]
+    # a student's own declaration is ignored: only the reference's counts
+    assert not scoring.reports_match([("b", 1.05, {"rtol": 1.0})], [("b", 1.0)])[0]
 
 
 def test_rebuild_takes_tests_from_the_source(assignment):
