@@ -5,7 +5,8 @@ What the sandbox protects against (DESIGN.md, section 1):
 * reading the solutions, the repository, the gradebook or other submissions: none of them is mounted;
   the kernel sees the system and the Python environment read-only, an empty private /tmp and its own
   working folder (the only writable place), nothing else;
-* writing outside its folder: every other mount is read-only or absent;
+* writing outside its folder: every other mount is read-only or absent; its home and /tmp are tmpfs
+  capped in size (filling them cannot fill the host's disk);
 * the network: ``--unshare-net`` leaves only a loopback of its own;
 * undoing the sandbox from inside: ``--cap-drop ALL`` (run as root, bwrap would otherwise keep every
   capability in the sandbox's user namespace, enough to remount the read-only environment writable);
@@ -46,6 +47,7 @@ class Limits:
     memory_mb: int = 4096
     processes: int = 256
     file_size_mb: int = 256
+    disk_mb: int = 512  # size of each of the sandbox's two writable tmpfs (its home and /tmp)
 
     def prlimit_args(self) -> list[str]:
         mb = 1024 * 1024
@@ -72,8 +74,11 @@ def kernel_env() -> dict[str, str]:
             "TMPDIR": "/tmp"}
 
 
-def bwrap_prefix(run_dir: str, home_dir: str, limits: Limits) -> list[str]:
-    """The bubblewrap and prlimit command that wraps the kernel command."""
+def bwrap_prefix(run_dir: str, limits: Limits) -> list[str]:
+    """The bubblewrap and prlimit command that wraps the kernel command.
+
+    The kernel's home (its working folder) and /tmp are size-capped tmpfs inside the sandbox, so that
+    writing files can fill neither the host's disk nor its memory beyond ``limits.disk_mb`` each."""
     cmd = [BWRAP]
     for d in SYSTEM_DIRS:
         if os.path.islink(d):
@@ -85,8 +90,9 @@ def bwrap_prefix(run_dir: str, home_dir: str, limits: Limits) -> list[str]:
             cmd += ["--ro-bind", os.path.join("/etc", entry), os.path.join("/etc", entry)]
     for d in python_dirs():
         cmd += ["--ro-bind", d, d]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-            "--bind", run_dir, run_dir, "--bind", home_dir, SANDBOX_HOME, "--remount-ro", "/", "--chdir", SANDBOX_HOME,
+    size = str(limits.disk_mb * 1024 * 1024)
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp", "--bind", run_dir, run_dir,
+            "--size", size, "--tmpfs", SANDBOX_HOME, "--remount-ro", "/", "--chdir", SANDBOX_HOME,
             "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"]
     for key, value in kernel_env().items():
         cmd += ["--setenv", key, value]
@@ -171,7 +177,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         enter = enter_cgroup_prefix(self.cgroup)
         if not self.sandboxed:
             return enter + self.limits.prlimit_args() + cmd
-        return enter + bwrap_prefix(self.run_dir, self.home_dir, self.limits) + cmd
+        return enter + bwrap_prefix(self.run_dir, self.limits) + cmd
 
     async def _async_pre_start_kernel(self, **kw):
         cmd, kw = await super()._async_pre_start_kernel(**kw)

@@ -384,3 +384,14 @@ def test_a_failing_solution_notebook_stops_that_assignment(assignment, tmp_path)
     assert result.returncode == 1
     report = (tmp_path / "out" / "report.txt").read_text()
     assert "NOT GRADED fx1" in report and "ZeroDivisionError" in report
+
+
+@needs_bwrap
+def test_writable_folders_are_size_capped():
+    from autograder.runner import run_notebook
+
+    code = ("for name in ('/tmp/a', '/tmp/b', 'c', 'd'):\n    with open(name, 'wb') as fh:\n"
+            "        fh.write(b'0' * 10 * 2**20)")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    run = run_notebook(nb, cell_timeout=20, total_timeout=30, limits=sandbox.Limits(disk_mb=16, memory_mb=1024))
+    assert run.cells[0].error == "OSError" and "No space left" in run.cells[0].error_value
