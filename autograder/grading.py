@@ -127,20 +127,24 @@ def run_rebuilt(nb, assignment: Assignment, references: dict, settings: Settings
                        limits=settings.limits, sandboxed=settings.sandboxed)
     if run.ending != "ok":
         result.add(run.ending, run.ending_detail)
+    report_cell_errors(rebuilt, run, result)
     runs = {c.index: c for c in run.cells}
-    for c in run.cells:
-        origin = rebuilt.notebook.cells[c.index].metadata.get("autograder", {}).get("origin")
-        if c.error and origin != "source" and "MemoryError" not in c.error:
-            kind = "your added cell" if origin == "added" else "your answer cell"
-            if c.error == "SystemExit":
-                result.add("exception", f"cell {c.index + 1} ({kind}) called sys.exit({c.error_value}); "
-                                        "the kernel ignored it and went on")
-            else:
-                result.add("exception", f"cell {c.index + 1} ({kind}) raised {c.error}: {c.error_value}"[:300])
-        elif c.error and origin == "source" and "MemoryError" not in c.error and not is_test(rebuilt, c.index):
-            result.add("exception", f"cell {c.index + 1} (a locked cell) raised {c.error}: {c.error_value}"[:300])
     result.tests = score_tests(rebuilt.notebook, runs, references)
     result.notebook = rebuilt.notebook
+
+
+def report_cell_errors(rebuilt, run, result: Result) -> None:
+    """'exception' for errors outside test cells (a failing test is a lost test, not a status)."""
+    for c in run.cells:
+        if not c.error or "MemoryError" in c.error or is_test(rebuilt, c.index):
+            continue
+        origin = rebuilt.notebook.cells[c.index].metadata.get("autograder", {}).get("origin")
+        kind = {"added": "your added cell", "student": "your answer cell"}.get(origin, "a locked cell")
+        if c.error == "SystemExit":
+            result.add("exception", f"cell {c.index + 1} ({kind}) called sys.exit({c.error_value}); "
+                                    "the kernel ignored it and went on")
+        else:
+            result.add("exception", f"cell {c.index + 1} ({kind}) raised {c.error}: {c.error_value}"[:300])
 
 
 def is_test(rebuilt, index: int) -> bool:
