@@ -10,6 +10,7 @@ import csv
 import html
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ class Result:
     manual_max: float = 0.0
     notebook: nbformat.NotebookNode | None = None
     html: str = ""
+    seconds: float = 0.0
 
     @property
     def score(self) -> float:
@@ -92,6 +94,7 @@ def parse_notebook(sub: Submission, result: Result) -> nbformat.NotebookNode | N
 
 def grade_submission(sub: Submission, assignment: Assignment, references: dict, settings: Settings) -> Result:
     """Grade one submission; every failure becomes a status and plain words, never an exception."""
+    start = time.monotonic()
     result = Result(sub.student, sub.assignment, auto_max=assignment.points("test"),
                     manual_max=assignment.points("manual"))
     if sub.misnamed:
@@ -111,6 +114,7 @@ def grade_submission(sub: Submission, assignment: Assignment, references: dict, 
     if not result.tests:
         result.tests = [TestResult(gid, pts, 0.0, "not graded") for gid, pts in test_points(assignment)]
     result.html = render_feedback(result, assignment)
+    result.seconds = time.monotonic() - start
     return result
 
 
@@ -245,9 +249,11 @@ def report_text(results: list[Result], unplaced: list[str], failed: dict[str, st
         lines.append(f"NOT PLACED {member}: no assignment name in its path")
     for r in results:
         lines.append(f"{r.student} / {r.assignment}: {r.score:g} of {r.auto_max:g} automatic points"
-                     f" ({r.manual_max:g} by hand pending); status: {r.status}"
+                     f" ({r.manual_max:g} by hand pending); status: {r.status}; {r.seconds:.1f} s"
                      + "".join(f"\n    - {d}" for d in r.details)
-                     + "".join(f"\n    - {STATUS_WORDS[s]}" for s in r.statuses if s in STATUS_WORDS and s != "ok"))
+                     + "".join(f"\n    - {STATUS_WORDS[s]}" for s in r.statuses if s in STATUS_WORDS and s != "ok")
+                     + "".join(f"\n    - test {t.grade_id}: {t.earned:g} of {t.points:g}, {t.reason}"
+                               for t in r.tests if t.earned < t.points and r.notebook is not None))
     return "\n".join(lines) + "\n"
 
 
