@@ -79,7 +79,10 @@ def bwrap_prefix(run_dir: str, limits: Limits) -> list[str]:
 
     The kernel's home (its working folder) and /tmp are size-capped tmpfs inside the sandbox, so that
     writing files can fill neither the host's disk nor its memory beyond ``limits.disk_mb`` each."""
-    cmd = [BWRAP]
+    size = str(limits.disk_mb * 1024 * 1024)
+    # /tmp first: the Python environment (a clone's .venv, say) may live under the host's /tmp, and a
+    # bind made after the tmpfs stays visible on top of it.
+    cmd = [BWRAP, "--size", size, "--tmpfs", "/tmp"]
     for d in SYSTEM_DIRS:
         if os.path.islink(d):
             cmd += ["--symlink", os.readlink(d), d]
@@ -90,8 +93,7 @@ def bwrap_prefix(run_dir: str, limits: Limits) -> list[str]:
             cmd += ["--ro-bind", os.path.join("/etc", entry), os.path.join("/etc", entry)]
     for d in python_dirs():
         cmd += ["--ro-bind", d, d]
-    size = str(limits.disk_mb * 1024 * 1024)
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp", "--bind", run_dir, run_dir,
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--bind", run_dir, run_dir,
             "--size", size, "--tmpfs", SANDBOX_HOME, "--remount-ro", "/", "--chdir", SANDBOX_HOME,
             "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"]
     for key, value in kernel_env().items():

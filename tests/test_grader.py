@@ -395,3 +395,14 @@ def test_writable_folders_are_size_capped():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     run = run_notebook(nb, cell_timeout=20, total_timeout=30, limits=sandbox.Limits(disk_mb=16, memory_mb=1024))
     assert run.cells[0].error == "OSError" and "No space left" in run.cells[0].error_value
+
+
+def test_private_tmp_comes_before_the_python_binds(monkeypatch):
+    # A clone's .venv may live under the host's /tmp (CI clones anywhere): the sandbox's own /tmp must be
+    # mounted first, or it hides the environment and the kernel dies before it starts.
+    monkeypatch.setattr(sandbox, "python_dirs", lambda: ["/tmp/clone/.venv", "/root/.pyenv/versions/3.11.7"])
+    cmd = sandbox.bwrap_prefix("/tmp/autograder-kernel-x", sandbox.Limits())
+    tmpfs = cmd.index("--tmpfs")
+    assert cmd[tmpfs + 1] == "/tmp"
+    binds = [i for i, arg in enumerate(cmd) if arg == "--ro-bind" and cmd[i + 1] == "/tmp/clone/.venv"]
+    assert binds and all(i > tmpfs for i in binds)
