@@ -159,6 +159,12 @@ def graded_one_job(class_dir):
     return read_grades(out)
 
 
+# A repository under the host's /tmp (a CI clone, say) is not mounted either, but its .venv is bound
+# read-only inside the sandbox's private /tmp tmpfs, so the repository's folder exists there and is
+# writable: the write then lands in the sandbox's own memory, never on the host (which is what
+# test_nothing_written_outside_the_sandbox checks), and the submission keeps its points.
+REPO_UNDER_TMP = str(REPO).startswith("/tmp/")
+
 EXPECTED = {  # student: (automatic score, a status it must show)
     "alice": (FULL, "ok"),
     "solution": (FULL, "ok"),
@@ -173,7 +179,7 @@ EXPECTED = {  # student: (automatic score, a status it must show)
     "fakereport": (0.0, "ok"),
     "reader": (SQUARE_ONLY, "exception"),
     "reader2": (SQUARE_ONLY, "ok"),
-    "writer": (SQUARE_ONLY, "exception"),
+    "writer": (FULL, "ok") if REPO_UNDER_TMP else (SQUARE_ONLY, "exception"),
     "writer2": (SQUARE_ONLY, "exception"),
     "network": (SQUARE_ONLY, "exception"),
     "remount": (SQUARE_ONLY, "exception"),
@@ -226,7 +232,8 @@ def test_nothing_written_outside_the_sandbox(graded, class_dir):
     assert not (REPO / "pwned.txt").exists()
     assert not (Path(sys.prefix) / "PWNED_BY_TEST").exists()  # the environment cannot be remounted writable
     assert (class_dir / "out" / "grades.csv").read_text().startswith("student,")
-    assert "Read-only file system" in graded["writer"]["details"]
+    if not REPO_UNDER_TMP:
+        assert "Read-only file system" in graded["writer"]["details"]
     assert "No such file" in graded["writer2"]["details"]
     assert "marlpg" in graded["reader2"]["details"] or graded["reader2"]["status"] == "ok"
     assert "No such file" in graded["reader"]["details"]
