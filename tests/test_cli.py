@@ -210,3 +210,10 @@ def test_other_task_options_reach_the_engine():
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     assert a.stdout.splitlines()[0] == "cooperative rendezvous, n_agents = 3 , seeds = 3"
     assert table_part(a.stdout) != table_part(b.stdout)
+
+
+def test_faithful_divergence_is_reported_not_printed():
+    result = run_cli("--faithful", "--steps", "20", "--seeds", "2", "--agents", "16", "--coupling", "4", "--step", "0.5")
+    assert result.returncode == 1
+    assert "diverged" in result.stderr and "Traceback" not in result.stderr
+    assert "policy-gradient variance" not in result.stdout

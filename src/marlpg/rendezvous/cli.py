@@ -5,12 +5,14 @@ import argparse
 import sys
 import time
 
+import numpy as np
+
 from . import report
 from .critics import CRITICS
 from .faithful import run_faithful
 from .sweep import SWEEP_AGENTS, SWEEP_COUPLINGS, cells, sweep
 from .task import Rendezvous, stable_step
-from .vectorized import DivergenceError, require_stable, simulate
+from .vectorized import DIVERGENCE_BOUND, DivergenceError, require_stable, simulate
 
 
 def parse_step(text: str):
@@ -80,8 +82,10 @@ def run_single(args) -> int:
         step = options.pop("step")
         task = Rendezvous(n, options.pop("target"), c)
         step = stable_step(n, c, args.batch) if step == "auto" else step
-        results = {k: run_faithful(k, task, step=step, **options) for k in ("state-value", "independent", "joint-action")}
-        if any(not (r[1] == r[1]).all() or abs(r[0]).max() == float("inf") for r in results.values()):
+        runs = {k: run_faithful(k, task, step=step, return_means=True, **options) for k in CRITICS}
+        results = {k: (final, variance) for k, (final, variance, _) in runs.items()}
+        # The same criterion as the vectorized engine's.
+        if not all(np.isfinite(v).all() and (np.abs(m) <= DIVERGENCE_BOUND).all() for _, v, m in runs.values()):
             raise DivergenceError(f"gradient ascent diverged with step {step:g}; use --step auto or a smaller step")
     else:
         sim = require_stable(simulate(n, [c], CRITICS, backend=args.backend, device=args.device, **options))

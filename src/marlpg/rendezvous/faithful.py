@@ -58,8 +58,12 @@ def run_faithful(
     seeds: int = 30,
     seed_offset: int = 1000,
     baseline_rate: float = 0.02,
+    return_means: bool = False,
 ):
-    """Train one critic's Gaussian actors on every seed; return (final team reward, gradient variance) per seed."""
+    """Train one critic's Gaussian actors on every seed; return (final team reward, gradient variance) per seed.
+
+    With ``return_means`` the final policy means [seeds, n] come third.
+    """
     if critic not in FAITHFUL_CRITICS:
         raise ValueError(f"critic must be one of {FAITHFUL_CRITICS}, got {critic!r}")
     for name, value in (("sigma", sigma), ("step", step)):
@@ -70,6 +74,7 @@ def run_faithful(
     check_finite("baseline_rate", baseline_rate)
     task = task or Rendezvous()
     final_reward, grad_variance = np.zeros(seeds), np.zeros(seeds)
+    final_means = np.zeros((seeds, task.n_agents))
     for seed in range(seeds):
         rng = np.random.default_rng(seed_offset + seed)
         mu = rng.standard_normal(task.n_agents) * 0.5
@@ -85,5 +90,6 @@ def run_faithful(
             variance_sum += per_sample_grad.var(axis=0).mean()
             mu += step * per_sample_grad.mean(axis=0)
         final_reward[seed] = pairwise_team_reward(mu, task)
+        final_means[seed] = mu
         grad_variance[seed] = variance_sum / steps
-    return final_reward, grad_variance
+    return (final_reward, grad_variance, final_means) if return_means else (final_reward, grad_variance)
