@@ -51,18 +51,6 @@ def to_numpy(array) -> np.ndarray:
     return array.detach().cpu().numpy()
 
 
-def isfinite(array):
-    return np.isfinite(array) if isinstance(array, np.ndarray) else array.isfinite()
-
-
-def maximum(a, b):
-    if isinstance(a, np.ndarray):
-        return np.maximum(a, b)
-    import torch
-
-    return torch.maximum(a, b)
-
-
 def zeros_like(array, leading: int):
     """Zeros of shape [leading, *array.shape] with array's dtype and device."""
     if isinstance(array, np.ndarray):

@@ -59,9 +59,6 @@ class CouplingBatch:
     target: float
     couplings: object  # [C], numpy array or torch tensor
 
-    def team_reward(self, actions):
-        return team_reward(actions, self.target, self.coupling_column)
-
     @property
     def coupling_column(self):  # [R, 1], broadcasts against [S, R, B]
         return self.couplings[:, None]
@@ -69,8 +66,9 @@ class CouplingBatch:
     def select(self, runs: slice) -> "CouplingBatch":
         return CouplingBatch(self.n_agents, self.target, self.couplings[runs])
 
-    def action_gradient(self, actions):
-        return action_gradient(actions, self.target, self.couplings[:, None, None])
+    def action_gradient(self, actions, total=None):
+        """dR/da_i for actions [S, R, B, n]; ``total`` is sum_i a_i as [S, R, B, 1] if already known."""
+        return action_gradient(actions, self.target, self.couplings[:, None, None], total=total)
 
     @property
     def own_curvature(self):
@@ -325,7 +323,7 @@ class Rollouts:
         return self.sigma**2 * self.eps_sq[:, None]
 
     def reward_gradient(self, task):  # dR/da_i at every sampled joint action, [S, R, B, n]
-        return action_gradient(self.actions, task.target, task.couplings[:, None, None], total=self.total[..., None])
+        return task.action_gradient(self.actions, total=self.total[..., None])
 
 
 def require_stable(simulation: Simulation) -> Simulation:
