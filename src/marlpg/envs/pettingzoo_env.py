@@ -1,0 +1,314 @@
+"""PettingZoo ParallelEnvs (e.g. the ``mpe2`` particle tasks) behind the batched protocol.
+
+PettingZoo environments are single copies written in NumPy, so this adapter keeps ``E``
+independent copies in a Python list, steps them one after another, and stacks what they return
+into ``[E, n, ...]`` tensors on ``device``. Agents are always ordered as in ``possible_agents``.
+
+* Observations: each agent's observation, flattened, as float32.
+* Global state: ``env.state()`` where the environment implements it (mpe2 does: every agent's
+  observation concatenated), otherwise the agents' observations concatenated; then the time
+  feature (fraction of the horizon used) of :func:`marlpg.envs.protocol.time_feature`.
+* Rewards: per agent, ``[E, n]``.
+* ``done[e]``: any agent of copy ``e`` terminated or was truncated, every agent left, or the
+  adapter's own ``horizon`` was reached. Finished copies are reset inside :meth:`step`.
+* Actions: discrete tasks take ``[E, n]`` integer indices; continuous tasks take
+  ``[E, n, d]`` floats in [-1, 1] (clipped), mapped linearly onto the environment's Box
+  ``low..high`` (mpe2's continuous movement Box is [0, 1]^5).
+* Seeding: ``reset(seed)`` resets copy ``i`` with ``seed + i``; later resets (the automatic ones
+  inside :meth:`step`, or ``reset()`` without a seed) are unseeded and so continue each copy's own
+  generator, which keeps a whole run reproducible from one seed.
+
+All agents must share one observation shape and one action space (true of the cooperative
+tasks a centralized critic with parameter sharing is meant for).
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import warnings
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from .protocol import EnvSpec, Observation, Transition, check_actions, time_feature
+
+
+class PettingZooEnv:
+    """``num_envs`` copies of a PettingZoo ParallelEnv as one batched environment.
+
+    ``envs`` is either a sequence of ParallelEnv instances (one per copy) or a callable that
+    builds one, called ``num_envs`` times. ``horizon`` caps every episode (the environment may end
+    episodes earlier by itself).
+    """
+
+    def __init__(
+        self,
+        envs: Sequence[Any] | Callable[[], Any],
+        num_envs: int | None = None,
+        *,
+        horizon: int,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+    ):
+        if callable(envs) and not isinstance(envs, Sequence):
+            if num_envs is None or int(num_envs) < 1:
+                raise ValueError(f"num_envs must be a positive integer when envs is a factory; got {num_envs!r}")
+            envs = [envs() for _ in range(int(num_envs))]
+        envs = list(envs)
+        if not envs:
+            raise ValueError("PettingZooEnv needs at least one environment copy")
+        if num_envs is not None and int(num_envs) != len(envs):
+            raise ValueError(f"num_envs={num_envs} but {len(envs)} environment copies were given")
+        if not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"horizon must be a positive integer; got {horizon!r}")
+        self._envs = envs
+        self.num_envs = len(envs)
+        self.device = torch.device(device)
+        self._seed = seed
+        self._seeded_once = False
+        first = envs[0]
+        self.agents: list[str] = list(first.possible_agents)
+        for env in envs[1:]:
+            if list(env.possible_agents) != self.agents:
+                raise ValueError("every copy must have the same possible_agents")
+        n = len(self.agents)
+
+        obs_shapes = {tuple(first.observation_space(a).shape) for a in self.agents}
+        if len(obs_shapes) != 1:
+            raise ValueError(f"all agents must share one observation shape; got {sorted(obs_shapes)}")
+        obs_dim = int(np.prod(next(iter(obs_shapes))))
+
+        from gymnasium import spaces
+
+        action_spaces = [first.action_space(a) for a in self.agents]
+        space = action_spaces[0]
+        if isinstance(space, spaces.Discrete):
+            if any(not isinstance(s, spaces.Discrete) or s.n != space.n or int(s.start) != int(space.start) for s in action_spaces):
+                raise ValueError("all agents must share one Discrete action space")
+            discrete, n_actions = True, int(space.n)
+            self._action_start = int(space.start)
+        elif isinstance(space, spaces.Box):
+            if len(space.shape) != 1:
+                raise ValueError(f"continuous action spaces must be 1-D Boxes; got shape {space.shape}")
+            if any(not isinstance(s, spaces.Box) or s.shape != space.shape for s in action_spaces):
+                raise ValueError("all agents must share one Box action shape")
+            low = np.stack([np.asarray(s.low, dtype=np.float64) for s in action_spaces])
+            high = np.stack([np.asarray(s.high, dtype=np.float64) for s in action_spaces])
+            if not (np.isfinite(low).all() and np.isfinite(high).all()):
+                raise ValueError("continuous actions are given in [-1, 1]; the environment's Box must be bounded")
+            self._low = torch.as_tensor(low, dtype=torch.float32)  # [n, d]
+            self._high = torch.as_tensor(high, dtype=torch.float32)
+            self._action_dtype = space.dtype
+            discrete, n_actions = False, int(space.shape[0])
+        else:
+            raise ValueError(f"unsupported action space {space!r}: only Discrete and 1-D Box are supported")
+
+        self._steps = torch.zeros(self.num_envs, dtype=torch.long)
+        self._has_state = self._probe_state(first)
+        self._ready = False  # no copy may step before reset()
+        if self._has_state:
+            state_dim = int(np.asarray(first.state()).size)
+        else:
+            state_dim = n * obs_dim
+        self.spec = EnvSpec(
+            n_agents=n,
+            obs_dim=obs_dim,
+            state_dim=state_dim + 1,
+            discrete=discrete,
+            n_actions=n_actions,
+            horizon=horizon,
+        )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_module(
+        cls,
+        module: str,
+        num_envs: int,
+        *,
+        n_agents: int | None = None,
+        horizon: int = 25,
+        continuous: bool = False,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        **kwargs,
+    ) -> "PettingZooEnv":
+        """Build ``num_envs`` copies of ``module.parallel_env(...)``, e.g. ``module="mpe2.simple_spread_v3"``.
+
+        ``n_agents`` is passed as ``N`` and ``horizon`` as ``max_cycles`` where the environment
+        takes them; ``continuous`` as ``continuous_actions``. Other keyword arguments go to the
+        environment unchanged and must be among its parameters.
+        """
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer; got {num_envs!r}")
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            hint = ""
+            if module.startswith("mpe2."):
+                try:
+                    from mpe2.all_modules import mpe_environments
+
+                    names = sorted(name.split("/", 1)[1] for name in mpe_environments)
+                    hint = f"; mpe2 provides {names}"
+                except ImportError:
+                    hint = "; is the mpe2 package installed?"
+            raise ValueError(f"cannot import PettingZoo environment module {module!r} ({exc}){hint}") from None
+        factory = getattr(mod, "parallel_env", None)
+        if not callable(factory):
+            raise ValueError(f"module {module!r} has no parallel_env(); it is not a PettingZoo environment module")
+
+        params, open_ended = _parameters(getattr(mod, "raw_env", factory))
+        call: dict[str, Any] = {}
+        takes = (lambda name: open_ended or name in params)
+        if n_agents is not None and "N" in params:
+            call["N"] = int(n_agents)
+        if takes("max_cycles"):
+            call["max_cycles"] = int(horizon)
+        if takes("continuous_actions"):
+            call["continuous_actions"] = bool(continuous)
+        elif continuous:
+            raise ValueError(f"{module} has no continuous_actions option; it cannot run with continuous=True")
+        unknown = sorted(k for k in kwargs if not takes(k) or k in ("N", "max_cycles", "continuous_actions"))
+        if unknown:
+            allowed = sorted(p for p in params if p not in ("N", "max_cycles", "continuous_actions", "render_mode"))
+            raise ValueError(
+                f"unknown keyword argument(s) {unknown} for {module}.parallel_env "
+                f"(n_agents, horizon and continuous set N, max_cycles and continuous_actions; other options: {allowed})"
+            )
+        call.update(kwargs)
+        env = cls(lambda: factory(**call), num_envs, horizon=horizon, device=device, seed=seed)
+        if n_agents is not None and env.spec.n_agents != n_agents:
+            if "N" in params:
+                raise ValueError(f"{module} built {env.spec.n_agents} agents, not the {n_agents} asked for")
+            warnings.warn(
+                f"{module} has a fixed number of agents ({env.spec.n_agents}); n_agents={n_agents} was ignored",
+                stacklevel=2,
+            )
+        return env
+
+    @staticmethod
+    def _probe_state(env) -> bool:
+        state = getattr(env, "state", None)
+        if not callable(state):
+            return False
+        try:
+            env.reset()
+            state()
+        except (NotImplementedError, AttributeError):
+            return False
+        return True
+
+    # ------------------------------------------------------------------ protocol
+    def _obs_array(self, env, obs: dict) -> np.ndarray:
+        out = np.zeros((self.spec.n_agents, self.spec.obs_dim), dtype=np.float32)
+        for i, agent in enumerate(self.agents):
+            if agent in obs:
+                out[i] = np.asarray(obs[agent], dtype=np.float32).reshape(-1)
+        return out
+
+    def _state_array(self, env, obs: np.ndarray) -> np.ndarray:
+        if self._has_state:
+            return np.asarray(env.state(), dtype=np.float32).reshape(-1)
+        return obs.reshape(-1)
+
+    def _reset_copy(self, index: int, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+        env = self._envs[index]
+        obs, _ = env.reset(seed=seed)
+        obs = self._obs_array(env, obs)
+        return obs, self._state_array(env, obs)
+
+    def _observe(self, obs: list[np.ndarray], states: list[np.ndarray]) -> Observation:
+        obs_t = torch.from_numpy(np.stack(obs)).to(self.device)
+        state_t = torch.from_numpy(np.stack(states))
+        state_t = torch.cat([state_t, time_feature(self._steps, self.spec.horizon)], dim=-1).to(self.device)
+        return Observation(obs_t, state_t)
+
+    def reset(self, seed: int | None = None) -> Observation:
+        if seed is None and not self._seeded_once:
+            seed = self._seed
+        if seed is not None:
+            self._seeded_once = True
+        obs, states = [], []
+        for i in range(self.num_envs):
+            o, s = self._reset_copy(i, None if seed is None else int(seed) + i)
+            obs.append(o)
+            states.append(s)
+        self._steps.zero_()
+        self._ready = True
+        return self._observe(obs, states)
+
+    def _env_actions(self, actions: torch.Tensor) -> np.ndarray:
+        if self.spec.discrete:
+            return actions.detach().to("cpu", torch.long).numpy() + self._action_start
+        a = actions.detach().to("cpu", torch.float32).clamp(-1.0, 1.0)
+        a = self._low + (a + 1.0) * 0.5 * (self._high - self._low)
+        a = torch.minimum(torch.maximum(a, self._low), self._high)  # guard against rounding
+        return a.numpy().astype(self._action_dtype, copy=False)
+
+    def step(self, actions: torch.Tensor) -> Transition:
+        if not self._ready:
+            raise RuntimeError("call reset() before step()")
+        check_actions(actions, self.spec, self.num_envs)
+        acts = self._env_actions(actions)
+        n = self.spec.n_agents
+        rewards = np.zeros((self.num_envs, n), dtype=np.float32)
+        done = np.zeros(self.num_envs, dtype=bool)
+        self._steps += 1
+        horizon_hit = (self._steps >= self.spec.horizon).tolist()
+        obs_out, states_out = [], []
+        for e, env in enumerate(self._envs):
+            live = set(env.agents)
+            step_actions = {
+                agent: (int(acts[e, i]) if self.spec.discrete else acts[e, i])
+                for i, agent in enumerate(self.agents)
+                if agent in live
+            }
+            obs, rew, term, trunc, _ = env.step(step_actions)
+            for i, agent in enumerate(self.agents):
+                rewards[e, i] = float(rew.get(agent, 0.0))
+            finished = (
+                horizon_hit[e]
+                or any(bool(v) for v in term.values())
+                or any(bool(v) for v in trunc.values())
+                or not env.agents
+            )
+            if finished:
+                done[e] = True
+                o, s = self._reset_copy(e, None)
+            else:
+                o = self._obs_array(env, obs)
+                s = self._state_array(env, o)
+            obs_out.append(o)
+            states_out.append(s)
+        done_t = torch.from_numpy(done)
+        self._steps[done_t] = 0
+        return Transition(
+            *self._observe(obs_out, states_out),
+            torch.from_numpy(rewards).to(self.device),
+            done_t.to(self.device),
+        )
+
+    def close(self) -> None:
+        for env in self._envs:
+            try:
+                env.close()
+            except Exception:  # closing is best effort (mpe2's close quits pygame globally)
+                pass
+
+    @property
+    def envs(self) -> list:
+        """The underlying PettingZoo copies (read-only use: plots, rendering)."""
+        return self._envs
+
+
+def _parameters(fn) -> tuple[set[str], bool]:
+    """Names of ``fn``'s keyword parameters, and whether it also takes arbitrary ``**kwargs``."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return set(), True
+    names = {p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    return names, open_ended
