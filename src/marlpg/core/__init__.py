@@ -1,0 +1,1 @@
+"""The shared core: networks, agent IDs, GAE, value normalization, seeding, run logs."""

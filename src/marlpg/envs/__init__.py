@@ -1,0 +1,50 @@
+"""Environments behind one batched protocol (see :mod:`marlpg.envs.protocol`).
+
+``make_env("vmas:simple_spread", num_envs=256)`` builds a VMAS scenario;
+``make_env("mpe2:simple_spread_v3", num_envs=8)`` builds ``num_envs`` copies of a PettingZoo
+ParallelEnv from the ``mpe2`` package. Any VMAS scenario name or PettingZoo module works.
+"""
+from __future__ import annotations
+
+import torch
+
+from .protocol import BatchedEnv, EnvSpec, Observation, Transition
+
+BACKENDS = ("vmas", "mpe2", "pettingzoo")
+
+
+def parse_env_name(name: str) -> tuple[str, str]:
+    """Split ``"backend:scenario"``; raise a ValueError that lists what is allowed."""
+    backend, sep, scenario = name.partition(":")
+    if not sep or backend not in BACKENDS or not scenario:
+        raise ValueError(
+            f"environment {name!r} is not of the form 'backend:scenario' with backend in {BACKENDS} "
+            "(e.g. 'vmas:simple_spread', 'mpe2:simple_spread_v3')"
+        )
+    return backend, scenario
+
+
+def make_env(
+    name: str,
+    num_envs: int,
+    *,
+    n_agents: int = 3,
+    horizon: int = 25,
+    continuous: bool = False,
+    device: str | torch.device = "cpu",
+    seed: int | None = None,
+    **kwargs,
+) -> BatchedEnv:
+    backend, scenario = parse_env_name(name)
+    common = dict(n_agents=n_agents, horizon=horizon, continuous=continuous, device=device, seed=seed)
+    if backend == "vmas":
+        from .vmas_env import VmasEnv
+
+        return VmasEnv(scenario, num_envs, **common, **kwargs)
+    from .pettingzoo_env import PettingZooEnv
+
+    module = f"mpe2.{scenario}" if backend == "mpe2" else scenario
+    return PettingZooEnv.from_module(module, num_envs, **common, **kwargs)
+
+
+__all__ = ["BatchedEnv", "EnvSpec", "Observation", "Transition", "make_env", "parse_env_name"]

@@ -1,0 +1,432 @@
+"""MAPPO: PPO for every agent, trained against a centralized value function (Yu et al., 2022).
+
+Each agent a acts from its own observation, u_a ~ pi_theta(. | o_a) (with a one-hot agent ID when
+the actor is shared). During training a critic sees the global state x and estimates
+V_phi(x) for every agent. One iteration:
+
+1. Collect T steps in E parallel environments with the current policy.
+2. Advantages by GAE(lambda) on the critic's values (de-normalized to returns):
+       delta_t = r_t + gamma V(x_{t+1}) - V(x_t),   A_t = sum_k (gamma lambda)^k delta_{t+k}
+3. For a few epochs over minibatches, ascend PPO's clipped surrogate for each agent,
+       L(theta) = E_t,a[ min(rho A, clip(rho, 1 - eps, 1 + eps) A) ] + beta H(pi(. | o_a)),
+       rho = pi_theta(u_a | o_a) / pi_theta_old(u_a | o_a),
+   and descend the critic's squared error against the lambda-return targets, in normalized units.
+
+IPPO (``ippo=True``) is the same algorithm with the critic V(o_a) on the agent's own observation:
+the ablation that asks what the centralized critic buys.
+
+Run ``python -m marlpg.mappo --help`` for the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from marlpg.core.agents import with_agent_ids
+from marlpg.core.gae import gae
+from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_prob, mlp
+from marlpg.core.normalizer import RunningNormalizer
+from marlpg.core.runlog import progress_bar, write_curve
+from marlpg.core.seeding import resolve_device, seed_everything
+from marlpg.envs import EnvSpec, make_env
+
+DEFAULT_FRAMES = 2_000_000
+
+
+@dataclass
+class MAPPOConfig:
+    env: str = "vmas:simple_spread"
+    n_agents: int = 3
+    continuous: bool = False
+    num_envs: int = 256
+    horizon: int = 25
+    rollout_steps: int = 25  # steps per environment per iteration
+    total_frames: int = DEFAULT_FRAMES  # a frame is one step of one environment copy (all agents)
+    seed: int = 0
+    device: str = "cpu"
+    ippo: bool = False  # critic on the agent's own observation instead of the global state
+    share: bool = True  # one actor for all agents (with a one-hot agent ID) or one per agent
+    agent_id: bool = True  # append the one-hot ID to a shared actor's input
+    lr: float = 1e-3
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    epochs: int = 4
+    minibatches: int = 2
+    entropy_coef: float = 0.01
+    max_grad_norm: float = 10.0
+    value_norm: bool = True
+    actor_hidden: tuple[int, ...] = (64, 64)
+    critic_hidden: tuple[int, ...] = (128, 128)
+    eval_episodes: int = 200
+    eval_every: int = 0  # iterations between evaluations during training (0: only at the end)
+
+    def __post_init__(self):
+        self.actor_hidden = tuple(self.actor_hidden)
+        self.critic_hidden = tuple(self.critic_hidden)
+        positive = ("n_agents", "num_envs", "horizon", "rollout_steps", "total_frames", "epochs", "minibatches", "eval_episodes")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if self.num_envs * self.rollout_steps < self.minibatches:
+            raise ValueError(
+                f"minibatches={self.minibatches} exceeds the {self.num_envs * self.rollout_steps} samples of one rollout"
+            )
+        for name in ("clip", "lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
+
+    @property
+    def frames_per_iteration(self) -> int:
+        return self.num_envs * self.rollout_steps
+
+    @property
+    def iterations(self) -> int:
+        return max(1, -(-self.total_frames // self.frames_per_iteration))
+
+
+class MAPPO(nn.Module):
+    """The actors (deployed) and the critic (used only in training)."""
+
+    def __init__(self, spec: EnvSpec, cfg: MAPPOConfig):
+        super().__init__()
+        self.spec, self.cfg = spec, cfg
+        self.use_ids = cfg.share and cfg.agent_id
+        actor_in = spec.obs_dim + (spec.n_agents if self.use_ids else 0)
+        make_actor = CategoricalActor if spec.discrete else GaussianActor
+        n_actors = 1 if cfg.share else spec.n_agents
+        self.actors = nn.ModuleList(make_actor(actor_in, spec.n_actions, cfg.actor_hidden) for _ in range(n_actors))
+        if cfg.ippo:  # V(o_a): one output per agent row, with the agent's ID so one network can serve all
+            self.critic = mlp(spec.obs_dim + spec.n_agents, cfg.critic_hidden, 1)
+        else:  # V(x): one network, one output per agent (identical targets when the reward is shared)
+            self.critic = mlp(spec.state_dim, cfg.critic_hidden, spec.n_agents)
+        self.value_normalizer = RunningNormalizer()
+
+    def actor_input(self, obs: torch.Tensor) -> torch.Tensor:
+        return with_agent_ids(obs) if self.use_ids else obs
+
+    def policy(self, obs: torch.Tensor):
+        """The joint policy as one distribution over ``[..., n]`` agents (``obs``: ``[..., n, d]``)."""
+        inputs = self.actor_input(obs)
+        if len(self.actors) == 1:
+            return self.actors[0].distribution(inputs)
+        parts = [actor.distribution(inputs[..., i, :]) for i, actor in enumerate(self.actors)]
+        if self.spec.discrete:
+            return torch.distributions.Categorical(logits=torch.stack([p.logits for p in parts], dim=-2))
+        return torch.distributions.Normal(torch.stack([p.loc for p in parts], -2), torch.stack([p.scale for p in parts], -2))
+
+    def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        inputs = self.actor_input(obs)
+        if len(self.actors) == 1:
+            return self.actors[0].deterministic(inputs)
+        return torch.stack([actor.deterministic(inputs[..., i, :]) for i, actor in enumerate(self.actors)], dim=-2 if not self.spec.discrete else -1)
+
+    def value(self, state: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """The critic's output in normalized units, ``[..., n]``."""
+        if self.cfg.ippo:
+            return self.critic(with_agent_ids(obs)).squeeze(-1)
+        return self.critic(state)
+
+
+@dataclass
+class Rollout:
+    obs: torch.Tensor  # [T, E, n, d]
+    state: torch.Tensor  # [T, E, ds]
+    actions: torch.Tensor  # [T, E, n] or [T, E, n, da]
+    log_probs: torch.Tensor  # [T, E, n]
+    values: torch.Tensor  # [T, E, n], de-normalized
+    rewards: torch.Tensor  # [T, E, n]
+    dones: torch.Tensor  # [T, E]
+    last_value: torch.Tensor  # [E, n], de-normalized
+
+
+@dataclass
+class TrainResult:
+    config: MAPPOConfig
+    model: MAPPO
+    curve: list[dict] = field(default_factory=list)
+    eval_return: float = float("nan")
+    frames: int = 0
+    seconds: float = 0.0
+    reference: tuple[float, float] | None = None  # (random, scripted) mean episode return per agent
+
+
+class EpisodeTracker:
+    """Sums each agent's reward over the running episode of every environment copy."""
+
+    def __init__(self, num_envs: int, n_agents: int, device):
+        self.running = torch.zeros(num_envs, n_agents, device=device)
+        self.finished: list[torch.Tensor] = []
+
+    def add(self, reward: torch.Tensor, done: torch.Tensor) -> None:
+        self.running += reward
+        if bool(done.any()):
+            self.finished.append(self.running[done].mean(-1))
+            self.running[done] = 0.0
+
+    def pop_mean(self) -> float:
+        if not self.finished:
+            return float("nan")
+        mean = torch.cat(self.finished).mean().item()
+        self.finished.clear()
+        return mean
+
+
+@torch.no_grad()
+def collect(model: MAPPO, env, start, steps: int, tracker: EpisodeTracker):
+    """Run the stochastic policy for ``steps`` steps; return the rollout and the next observation."""
+    obs, state = start
+    buffers = {k: [] for k in ("obs", "state", "actions", "log_probs", "values", "rewards", "dones")}
+    for _ in range(steps):
+        dist = model.policy(obs)
+        actions = dist.sample()
+        buffers["obs"].append(obs)
+        buffers["state"].append(state)
+        buffers["actions"].append(actions)
+        buffers["log_probs"].append(log_prob(dist, actions))
+        buffers["values"].append(model.value(state, obs))
+        obs, state, reward, done = env.step(actions)
+        buffers["rewards"].append(reward)
+        buffers["dones"].append(done)
+        tracker.add(reward, done)
+    stacked = {k: torch.stack(v) for k, v in buffers.items()}
+    denorm = model.value_normalizer.denormalize if model.cfg.value_norm else (lambda v: v)
+    stacked["values"] = denorm(stacked["values"])
+    last_value = denorm(model.value(state, obs))
+    return Rollout(**stacked, last_value=last_value), (obs, state)
+
+
+def ppo_losses(model: MAPPO, batch: dict, cfg: MAPPOConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clipped surrogate (to minimize, negated), entropy, and critic loss on one minibatch."""
+    dist = model.policy(batch["obs"])
+    ratio = (log_prob(dist, batch["actions"]) - batch["log_probs"]).exp()
+    adv = batch["advantages"]
+    surrogate = torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv)
+    policy_loss = -surrogate.mean()
+    ent = entropy(dist).mean()
+    value_loss = 0.5 * (model.value(batch["state"], batch["obs"]) - batch["targets"]).pow(2).mean()
+    return policy_loss, ent, value_loss
+
+
+def update(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generator: torch.Generator) -> dict:
+    """PPO epochs over minibatches of environment steps (each step carries all n agents)."""
+    advantages, targets = gae(rollout.rewards, rollout.values, rollout.dones, rollout.last_value, cfg.gamma, cfg.gae_lambda)
+    if cfg.value_norm:
+        model.value_normalizer.update(targets)
+        targets = model.value_normalizer.normalize(targets)
+    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    flat = {
+        "obs": rollout.obs, "state": rollout.state, "actions": rollout.actions,
+        "log_probs": rollout.log_probs, "advantages": advantages, "targets": targets,
+    }
+    flat = {k: v.flatten(0, 1) for k, v in flat.items()}
+    samples = flat["obs"].shape[0]
+    actor_opt, critic_opt = optimizers
+    stats = torch.zeros(3)
+    for _ in range(cfg.epochs):
+        order = torch.randperm(samples, generator=generator).to(rollout.obs.device)
+        for index in order.chunk(cfg.minibatches):
+            batch = {k: v[index] for k, v in flat.items()}
+            policy_loss, ent, value_loss = ppo_losses(model, batch, cfg)
+            actor_opt.zero_grad(set_to_none=True)
+            critic_opt.zero_grad(set_to_none=True)
+            (policy_loss - cfg.entropy_coef * ent + value_loss).backward()
+            nn.utils.clip_grad_norm_(model.actors.parameters(), cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(model.critic.parameters(), cfg.max_grad_norm)
+            actor_opt.step()
+            critic_opt.step()
+            stats += torch.stack([policy_loss.detach(), ent.detach(), value_loss.detach()]).cpu()
+    stats /= cfg.epochs * cfg.minibatches
+    return dict(zip(("policy_loss", "entropy", "value_loss"), stats.tolist()))
+
+
+@torch.no_grad()
+def evaluate(model: MAPPO, env, episodes_seed: int) -> float:
+    """Mean episode return per agent of the deterministic policy: one episode in every copy of ``env``."""
+    with torch.random.fork_rng(devices=[env.device] if env.device.type == "cuda" else []):
+        torch.manual_seed(episodes_seed)
+        obs, _ = env.reset(seed=episodes_seed)
+        total = torch.zeros(env.num_envs, env.spec.n_agents, device=env.device)
+        finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
+        while not bool(finished.all()):
+            obs, _, reward, done = env.step(model.act_deterministic(obs))
+            total += reward * (~finished).unsqueeze(-1)
+            finished |= done
+    return total.mean().item()
+
+
+def make_envs(cfg: MAPPOConfig, device: torch.device):
+    common = dict(n_agents=cfg.n_agents, horizon=cfg.horizon, continuous=cfg.continuous, device=device)
+    train_env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, **common)
+    eval_env = make_env(cfg.env, cfg.eval_episodes, seed=10_000 + cfg.seed, **common)
+    return train_env, eval_env
+
+
+def reference_for(cfg: MAPPOConfig) -> tuple[float, float] | None:
+    """(random, scripted) returns for tasks that have a scripted reference, else None."""
+    try:
+        from marlpg.envs.reference import reference_returns
+    except ImportError:
+        return None
+    try:
+        return reference_returns(cfg.env, n_agents=cfg.n_agents, continuous=cfg.continuous)
+    except (ValueError, NotImplementedError):
+        return None
+
+
+def gap_closed(value: float, reference: tuple[float, float] | None) -> float | None:
+    """Fraction of the gap from the random to the scripted return that ``value`` closes."""
+    if reference is None or value != value:
+        return None
+    random_return, scripted_return = reference
+    return (value - random_return) / (scripted_return - random_return)
+
+
+def train(
+    cfg: MAPPOConfig,
+    progress: bool = True,
+    on_iteration: Callable[[dict], None] | None = None,
+    with_reference: bool = True,
+) -> TrainResult:
+    """Train MAPPO (or IPPO) for ``cfg.total_frames`` frames; return the model, curve and final evaluation."""
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    train_env, eval_env = make_envs(cfg, device)
+    model = MAPPO(train_env.spec, cfg).to(device)
+    optimizers = (
+        torch.optim.Adam(model.actors.parameters(), lr=cfg.lr, eps=1e-5),
+        torch.optim.Adam(model.critic.parameters(), lr=cfg.lr, eps=1e-5),
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    reference = reference_for(cfg) if with_reference else None
+    result = TrainResult(cfg, model, reference=reference)
+    tracker = EpisodeTracker(cfg.num_envs, train_env.spec.n_agents, device)
+    start = train_env.reset(seed=cfg.seed)
+    bar = progress_bar(cfg.iterations * cfg.frames_per_iteration, progress, "MAPPO" if not cfg.ippo else "IPPO")
+    began = time.perf_counter()
+    for iteration in range(1, cfg.iterations + 1):
+        rollout, start = collect(model, train_env, start, cfg.rollout_steps, tracker)
+        stats = update(model, rollout, optimizers, cfg, generator)
+        result.frames += cfg.frames_per_iteration
+        episode_return = tracker.pop_mean()
+        row = {
+            "iteration": iteration,
+            "frames": result.frames,
+            "seconds": round(time.perf_counter() - began, 3),
+            "return": episode_return,
+            "gap": gap_closed(episode_return, reference),
+            **stats,
+        }
+        if cfg.eval_every and iteration % cfg.eval_every == 0:
+            row["eval_return"] = evaluate(model, eval_env, 10_000 + cfg.seed)
+        result.curve.append(row)
+        if on_iteration is not None:
+            on_iteration(row)
+        bar.update(cfg.frames_per_iteration)
+        bar.set_postfix(ret=f"{episode_return:.1f}")
+    bar.close()
+    result.seconds = time.perf_counter() - began
+    result.eval_return = evaluate(model, eval_env, 10_000 + cfg.seed)
+    return result
+
+
+# --- deployment: what runs on an agent -------------------------------------------------------
+
+
+class DeployedActor:
+    """The trained policy as it runs on agent ``agent_index``: one local observation in, one action out.
+
+    Nothing else reaches the network: not the global state, not other agents' observations or
+    actions. Only the agent's own observation and (for a shared actor) its fixed one-hot ID.
+    """
+
+    def __init__(self, model: MAPPO, agent_index: int):
+        n = model.spec.n_agents
+        if not 0 <= agent_index < n:
+            raise ValueError(f"agent_index must lie in 0..{n - 1}; got {agent_index!r}")
+        self.network = model.actors[0 if len(model.actors) == 1 else agent_index]
+        self.agent_id = torch.eye(n)[agent_index] if model.use_ids else None
+        self.obs_dim = model.spec.obs_dim
+
+    @torch.no_grad()
+    def __call__(self, local_obs: torch.Tensor) -> torch.Tensor:
+        if local_obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"a local observation has {self.obs_dim} features; got shape {tuple(local_obs.shape)}")
+        inputs = local_obs
+        if self.agent_id is not None:
+            inputs = torch.cat([local_obs, self.agent_id.to(local_obs).expand(*local_obs.shape[:-1], -1)], dim=-1)
+        return self.network.deterministic(inputs)
+
+
+def save_actors(model: MAPPO, path: str | Path) -> Path:
+    """Save what deployment needs (the actors, the environment spec and the config), not the critic."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"spec": asdict(model.spec), "config": asdict(model.cfg), "actors": model.actors.state_dict()}, path)
+    return path
+
+
+def load_actors(path: str | Path, device: str = "cpu") -> MAPPO:
+    """A model with the saved actors (its critic untrained): call ``DeployedActor(model, i)`` per agent."""
+    saved = torch.load(path, map_location=device, weights_only=True)
+    known = {f.name for f in fields(MAPPOConfig)}
+    cfg = MAPPOConfig(**{k: v for k, v in saved["config"].items() if k in known})
+    model = MAPPO(EnvSpec(**saved["spec"]), cfg)
+    model.actors.load_state_dict(saved["actors"])
+    return model.to(device).eval()
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def parse_args(argv=None) -> tuple[MAPPOConfig, argparse.Namespace]:
+    parser = argparse.ArgumentParser(prog="python -m marlpg.mappo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default=MAPPOConfig.env, help="backend:scenario, e.g. vmas:simple_spread or mpe2:simple_spread_v3")
+    parser.add_argument("--total-frames", type=int, default=DEFAULT_FRAMES, help="environment steps (all agents) to train for")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--ippo", action="store_true", help="critic on each agent's own observation (the IPPO ablation)")
+    parser.add_argument("--no-share", action="store_true", help="one actor per agent instead of one shared actor")
+    parser.add_argument("--continuous", action="store_true", help="continuous actions (Gaussian policy)")
+    parser.add_argument("--n-agents", type=int, default=MAPPOConfig.n_agents)
+    parser.add_argument("--num-envs", type=int, default=MAPPOConfig.num_envs)
+    parser.add_argument("--lr", type=float, default=MAPPOConfig.lr)
+    parser.add_argument("--out", default="runs/mappo", help="folder for curve.csv and actors.pt")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    cfg = MAPPOConfig(
+        env=args.env, total_frames=args.total_frames, seed=args.seed, device=args.device, ippo=args.ippo,
+        share=not args.no_share, continuous=args.continuous, n_agents=args.n_agents, num_envs=args.num_envs, lr=args.lr,
+    )
+    return cfg, args
+
+
+def main(argv=None) -> int:
+    try:
+        cfg, args = parse_args(argv)
+        result = train(cfg, progress=not args.quiet)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    out = Path(args.out)
+    curve = write_curve(out / "curve.csv", result.curve)
+    actors = save_actors(result.model, out / "actors.pt")
+    print(f"curve={curve}")
+    print(f"actors={actors}")
+    print(f"frames={result.frames} seconds={result.seconds:.1f} fps={result.frames / result.seconds:.0f}")
+    if result.reference is not None:
+        print(f"random={result.reference[0]:.4f}")
+        print(f"scripted={result.reference[1]:.4f}")
+        print(f"gap_closed={gap_closed(result.eval_return, result.reference):.4f}")
+    print(f"eval_return={result.eval_return:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
