@@ -27,6 +27,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.distributions import Categorical, Normal
 
 from marlpg.core.agents import with_agent_ids
 from marlpg.core.gae import gae
@@ -34,6 +35,7 @@ from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_p
 from marlpg.core.normalizer import RunningNormalizer
 from marlpg.core.runlog import progress_bar, write_curve
 from marlpg.core.seeding import resolve_device, seed_everything
+from marlpg.core.threads import cpu_threads
 from marlpg.envs import EnvSpec, make_env
 
 DEFAULT_FRAMES = 2_000_000
@@ -52,6 +54,7 @@ class MAPPOConfig:
     device: str = "cpu"
     ippo: bool = False  # critic on the agent's own observation instead of the global state
     share: bool = True  # one actor for all agents (with a one-hot agent ID) or one per agent
+    roles: tuple[int, ...] | None = None  # with share: one actor per role (role index per agent)
     agent_id: bool = True  # append the one-hot ID to a shared actor's input
     lr: float = 1e-3
     gamma: float = 0.99
@@ -69,6 +72,7 @@ class MAPPOConfig:
 
     def __post_init__(self):
         self.actor_hidden = tuple(self.actor_hidden)
+        self.roles = None if self.roles is None else tuple(int(r) for r in self.roles)
         self.critic_hidden = tuple(self.critic_hidden)
         positive = ("n_agents", "num_envs", "horizon", "rollout_steps", "total_frames", "epochs", "minibatches", "eval_episodes")
         for name in positive:
@@ -93,16 +97,22 @@ class MAPPOConfig:
 
 
 class MAPPO(nn.Module):
-    """The actors (deployed) and the critic (used only in training)."""
+    """The actors (deployed) and the critic (used only in training).
+
+    Agents are split into groups that share one actor: all agents (``share=True``), one group per
+    role (``share=True`` with ``roles``), or every agent alone (``share=False``).
+    """
 
     def __init__(self, spec: EnvSpec, cfg: MAPPOConfig):
         super().__init__()
         self.spec, self.cfg = spec, cfg
-        self.use_ids = cfg.share and cfg.agent_id
+        self.groups = actor_groups(spec.n_agents, cfg.share, cfg.roles)
+        self.group_of = {agent: g for g, members in enumerate(self.groups) for agent in members}
+        self.register_buffer("_order", torch.tensor([a for members in self.groups for a in members]).argsort(), persistent=False)
+        self.use_ids = cfg.agent_id and any(len(members) > 1 for members in self.groups)
         actor_in = spec.obs_dim + (spec.n_agents if self.use_ids else 0)
         make_actor = CategoricalActor if spec.discrete else GaussianActor
-        n_actors = 1 if cfg.share else spec.n_agents
-        self.actors = nn.ModuleList(make_actor(actor_in, spec.n_actions, cfg.actor_hidden) for _ in range(n_actors))
+        self.actors = nn.ModuleList(make_actor(actor_in, spec.n_actions, cfg.actor_hidden) for _ in self.groups)
         if cfg.ippo:  # V(o_a): one output per agent row, with the agent's ID so one network can serve all
             self.critic = mlp(spec.obs_dim + spec.n_agents, cfg.critic_hidden, 1)
         else:  # V(x): one network, one output per agent (identical targets when the reward is shared)
@@ -112,27 +122,43 @@ class MAPPO(nn.Module):
     def actor_input(self, obs: torch.Tensor) -> torch.Tensor:
         return with_agent_ids(obs) if self.use_ids else obs
 
+    def _per_group(self, inputs: torch.Tensor, head) -> torch.Tensor:
+        """Apply ``head(actor, x)`` to each group's agents and put the rows back in agent order."""
+        if len(self.groups) == 1:
+            return head(self.actors[0], inputs)
+        parts = [head(actor, inputs[..., members, :]) for actor, members in zip(self.actors, self.groups)]
+        return torch.cat(parts, dim=-2 if parts[0].dim() == inputs.dim() else -1).index_select(
+            inputs.dim() - 2, self._order
+        )
+
     def policy(self, obs: torch.Tensor):
         """The joint policy as one distribution over ``[..., n]`` agents (``obs``: ``[..., n, d]``)."""
         inputs = self.actor_input(obs)
-        if len(self.actors) == 1:
-            return self.actors[0].distribution(inputs)
-        parts = [actor.distribution(inputs[..., i, :]) for i, actor in enumerate(self.actors)]
+        out = self._per_group(inputs, lambda actor, x: actor.net(x))
         if self.spec.discrete:
-            return torch.distributions.Categorical(logits=torch.stack([p.logits for p in parts], dim=-2))
-        return torch.distributions.Normal(torch.stack([p.loc for p in parts], -2), torch.stack([p.scale for p in parts], -2))
+            return Categorical(logits=out)
+        log_std = self._per_group(inputs[..., :1], lambda actor, x: actor.log_std.expand(*x.shape[:-1], -1))
+        return Normal(out, log_std.exp())
 
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
-        inputs = self.actor_input(obs)
-        if len(self.actors) == 1:
-            return self.actors[0].deterministic(inputs)
-        return torch.stack([actor.deterministic(inputs[..., i, :]) for i, actor in enumerate(self.actors)], dim=-2 if not self.spec.discrete else -1)
+        return self._per_group(self.actor_input(obs), lambda actor, x: actor.deterministic(x))
 
     def value(self, state: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """The critic's output in normalized units, ``[..., n]``."""
         if self.cfg.ippo:
             return self.critic(with_agent_ids(obs)).squeeze(-1)
         return self.critic(state)
+
+
+def actor_groups(n_agents: int, share: bool, roles: tuple[int, ...] | None) -> list[list[int]]:
+    """Which agents share an actor: everyone, everyone with the same role, or nobody."""
+    if not share:
+        return [[a] for a in range(n_agents)]
+    if roles is None:
+        return [list(range(n_agents))]
+    if len(roles) != n_agents:
+        raise ValueError(f"roles must give one role per agent ({n_agents}); got {roles!r}")
+    return [[a for a in range(n_agents) if roles[a] == r] for r in sorted(set(roles))]
 
 
 @dataclass
@@ -203,12 +229,16 @@ def collect(model: MAPPO, env, start, steps: int, tracker: EpisodeTracker):
     return Rollout(**stacked, last_value=last_value), (obs, state)
 
 
+def clipped_surrogate(new_log_probs, old_log_probs, advantages, clip: float) -> torch.Tensor:
+    """min(rho A, clip(rho, 1 - eps, 1 + eps) A) per sample, with rho = exp(new - old)."""
+    ratio = (new_log_probs - old_log_probs).exp()
+    return torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages)
+
+
 def ppo_losses(model: MAPPO, batch: dict, cfg: MAPPOConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Clipped surrogate (to minimize, negated), entropy, and critic loss on one minibatch."""
     dist = model.policy(batch["obs"])
-    ratio = (log_prob(dist, batch["actions"]) - batch["log_probs"]).exp()
-    adv = batch["advantages"]
-    surrogate = torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv)
+    surrogate = clipped_surrogate(log_prob(dist, batch["actions"]), batch["log_probs"], batch["advantages"], cfg.clip)
     policy_loss = -surrogate.mean()
     ent = entropy(dist).mean()
     value_loss = 0.5 * (model.value(batch["state"], batch["obs"]) - batch["targets"]).pow(2).mean()
@@ -305,15 +335,19 @@ def train(
         torch.optim.Adam(model.critic.parameters(), lr=cfg.lr, eps=1e-5),
     )
     generator = torch.Generator().manual_seed(cfg.seed)
-    reference = reference_for(cfg) if with_reference else None
+    with cpu_threads(1):
+        reference = reference_for(cfg) if with_reference else None
     result = TrainResult(cfg, model, reference=reference)
     tracker = EpisodeTracker(cfg.num_envs, train_env.spec.n_agents, device)
     start = train_env.reset(seed=cfg.seed)
     bar = progress_bar(cfg.iterations * cfg.frames_per_iteration, progress, "MAPPO" if not cfg.ippo else "IPPO")
+    update_threads = torch.get_num_threads()
     began = time.perf_counter()
     for iteration in range(1, cfg.iterations + 1):
-        rollout, start = collect(model, train_env, start, cfg.rollout_steps, tracker)
-        stats = update(model, rollout, optimizers, cfg, generator)
+        with cpu_threads(1):
+            rollout, start = collect(model, train_env, start, cfg.rollout_steps, tracker)
+        with cpu_threads(update_threads):
+            stats = update(model, rollout, optimizers, cfg, generator)
         result.frames += cfg.frames_per_iteration
         episode_return = tracker.pop_mean()
         row = {
@@ -325,7 +359,8 @@ def train(
             **stats,
         }
         if cfg.eval_every and iteration % cfg.eval_every == 0:
-            row["eval_return"] = evaluate(model, eval_env, 10_000 + cfg.seed)
+            with cpu_threads(1):
+                row["eval_return"] = evaluate(model, eval_env, 10_000 + cfg.seed)
         result.curve.append(row)
         if on_iteration is not None:
             on_iteration(row)
@@ -333,7 +368,8 @@ def train(
         bar.set_postfix(ret=f"{episode_return:.1f}")
     bar.close()
     result.seconds = time.perf_counter() - began
-    result.eval_return = evaluate(model, eval_env, 10_000 + cfg.seed)
+    with cpu_threads(1):
+        result.eval_return = evaluate(model, eval_env, 10_000 + cfg.seed)
     return result
 
 
@@ -351,7 +387,7 @@ class DeployedActor:
         n = model.spec.n_agents
         if not 0 <= agent_index < n:
             raise ValueError(f"agent_index must lie in 0..{n - 1}; got {agent_index!r}")
-        self.network = model.actors[0 if len(model.actors) == 1 else agent_index]
+        self.network = model.actors[model.group_of[agent_index]]
         self.agent_id = torch.eye(n)[agent_index] if model.use_ids else None
         self.obs_dim = model.spec.obs_dim
 

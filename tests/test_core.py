@@ -1,0 +1,94 @@
+"""The shared core against hand-computed values: GAE, value normalization, agent IDs, networks."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from marlpg.core.agents import one_hot_ids, with_agent_ids
+from marlpg.core.gae import gae
+from marlpg.core.networks import CategoricalActor, GaussianActor, log_prob, mlp, parameter_count
+from marlpg.core.normalizer import RunningNormalizer
+from marlpg.core.seeding import resolve_device, seed_everything
+
+
+def test_gae_matches_hand_computed_values():
+    # Three steps, one environment, one agent; the episode ends after step 1 (index 1).
+    rewards = torch.tensor([[1.0], [2.0], [3.0]])
+    values = torch.tensor([[0.5], [1.0], [1.5]])
+    dones = torch.tensor([False, True, False])
+    last_value = torch.tensor([2.0])
+    gamma, lam = 0.9, 0.8
+    # delta_2 = 3 + 0.9*2.0 - 1.5 = 3.3              A_2 = 3.3
+    # delta_1 = 2 + 0 - 1.0 = 1.0 (episode ended)    A_1 = 1.0
+    # delta_0 = 1 + 0.9*1.0 - 0.5 = 1.4              A_0 = 1.4 + 0.9*0.8*1.0 = 2.12
+    advantages, targets = gae(rewards, values, dones, last_value, gamma, lam)
+    assert advantages.flatten().tolist() == pytest.approx([2.12, 1.0, 3.3])
+    assert targets.flatten().tolist() == pytest.approx([2.62, 2.0, 4.8])
+
+
+def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value():
+    torch.manual_seed(0)
+    rewards, values = torch.randn(6, 4, 3), torch.randn(6, 4, 3)
+    dones = torch.zeros(6, 4, dtype=torch.bool)
+    last_value = torch.randn(4, 3)
+    advantages, targets = gae(rewards, values, dones, last_value, gamma=0.95, lam=1.0)
+    expected = last_value.clone()
+    for t in reversed(range(6)):
+        expected = rewards[t] + 0.95 * expected
+        assert torch.allclose(targets[t], expected, atol=1e-5)
+    assert torch.allclose(advantages, targets - values)
+
+
+def test_gae_rejects_bad_arguments():
+    r = torch.zeros(2, 1)
+    with pytest.raises(ValueError, match="gamma"):
+        gae(r, r, torch.zeros(2), torch.zeros(1), gamma=1.5, lam=0.9)
+    with pytest.raises(ValueError, match="values"):
+        gae(r, torch.zeros(3, 1), torch.zeros(2), torch.zeros(1), gamma=0.9, lam=0.9)
+
+
+def test_running_normalizer_matches_batch_moments_and_round_trips():
+    torch.manual_seed(1)
+    norm = RunningNormalizer()
+    chunks = [torch.randn(50, 3) * 7 + 4, torch.randn(20, 3) * 2 - 1, torch.randn(5, 3)]
+    for chunk in chunks:
+        norm.update(chunk)
+    everything = torch.cat(chunks).flatten()
+    assert norm.count.item() == everything.numel()
+    assert norm.mean.item() == pytest.approx(everything.mean().item(), rel=1e-5)
+    assert norm.var.item() == pytest.approx(everything.var(unbiased=False).item(), rel=1e-4)
+    x = torch.linspace(-30, 30, 11)
+    assert torch.allclose(norm.denormalize(norm.normalize(x)), x, atol=1e-4)
+    assert norm.normalize(everything).mean().abs().item() < 1e-4
+
+
+def test_agent_ids_are_appended_per_agent():
+    obs = torch.arange(2 * 3 * 2, dtype=torch.float32).reshape(2, 3, 2)
+    out = with_agent_ids(obs)
+    assert out.shape == (2, 3, 5)
+    assert torch.equal(out[..., :2], obs)
+    assert torch.equal(out[1, :, 2:], one_hot_ids(3))
+
+
+def test_actors_start_near_uniform_and_score_joint_actions():
+    torch.manual_seed(0)
+    actor = CategoricalActor(4, 5, (16,))
+    probs = actor.distribution(torch.randn(8, 4)).probs
+    assert torch.allclose(probs, torch.full_like(probs, 0.2), atol=0.02)
+    gauss = GaussianActor(4, 2, (16,))
+    dist = gauss.distribution(torch.randn(8, 3, 4))
+    actions = dist.sample()
+    assert log_prob(dist, actions).shape == (8, 3)
+    assert torch.allclose(log_prob(dist, actions), dist.log_prob(actions).sum(-1))
+    assert parameter_count(mlp(4, (16,), 2)) == 4 * 16 + 16 + 16 * 2 + 2
+
+
+def test_seed_and_device_errors_name_the_value():
+    with pytest.raises(ValueError, match="-3"):
+        seed_everything(-3)
+    with pytest.raises(ValueError, match="'gpu'"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            resolve_device("cuda")
+    assert resolve_device("cpu") == torch.device("cpu")
