@@ -1,5 +1,6 @@
 """Every notebook in notebooks/ runs top to bottom on a fresh kernel, and is stored without outputs.
 
+Training lengths come from ``marlpg.budget`` and are tiny here (``MARLPG_BUDGET=smoke``).
 The notebooks are found by glob, so chapters added later are covered without editing this file.
 Each one is executed with nbclient in a new kernel (the venv's "python3" kernel) with the
 working tree's ``src`` on PYTHONPATH; any cell that raises fails the test.
@@ -43,6 +44,8 @@ def test_notebook_runs_top_to_bottom(path, monkeypatch):
     src = str(REPO / "src")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # Training notebooks run every cell at a tiny budget here; the book build runs the full ones.
+    monkeypatch.setenv("MARLPG_BUDGET", "smoke")
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
