@@ -38,7 +38,7 @@ from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads
 from marlpg.envs import EnvSpec, make_env
 
-DEFAULT_FRAMES = 2_000_000
+DEFAULT_FRAMES = 6_000_000
 
 
 @dataclass
@@ -56,13 +56,13 @@ class MAPPOConfig:
     share: bool = True  # one actor for all agents (with a one-hot agent ID) or one per agent
     roles: tuple[int, ...] | None = None  # with share: one actor per role (role index per agent)
     agent_id: bool = True  # append the one-hot ID to a shared actor's input
-    lr: float = 1e-3
+    lr: float = 2e-3
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip: float = 0.2
     epochs: int = 4
-    minibatches: int = 2
-    entropy_coef: float = 0.01
+    minibatches: int = 8
+    entropy_coef: float = 0.003
     max_grad_norm: float = 10.0
     value_norm: bool = True
     actor_hidden: tuple[int, ...] = (64, 64)
