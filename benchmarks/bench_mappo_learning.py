@@ -1,0 +1,107 @@
+"""Does MAPPO learn VMAS simple_spread within five minutes on this CPU? MAPPO against IPPO, over seeds.
+
+For each seed, MAPPO (critic on the global state) and IPPO (critic on the agent's own observation)
+train with the library's defaults (3 agents, discrete actions, 25-step episodes, 256 copies,
+``marlpg.mappo.DEFAULT_FRAMES`` frames). The deterministic policy is evaluated every few
+iterations on 200 fixed episodes, and each evaluation is placed on the gap between the random
+and the scripted reference policies (``marlpg.envs.reference``): 0 = random, 1 = scripted.
+
+Printed per run: wall seconds, frames per second, the gap closed at the end, and the wall time at
+which the evaluation first reached 85% of the gap; then the means over seeds and the ratio of
+IPPO's time to MAPPO's, both measured here in one process.
+
+    python benchmarks/bench_mappo_learning.py              # 3 seeds x 2 methods, about 25 minutes
+    python benchmarks/bench_mappo_learning.py --quick      # a smoke run: checks the script, measures nothing
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+
+import torch
+
+from marlpg.mappo import DEFAULT_FRAMES, MAPPOConfig, gap_closed, train
+
+TARGET = 0.85
+
+
+def first_time_at(curve: list[dict], reference, target: float) -> float | None:
+    for row in curve:
+        value = row.get("eval_return")
+        if value is not None and gap_closed(value, reference) >= target:
+            return row["seconds"]
+    return None
+
+
+def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int) -> dict:
+    cfg = MAPPOConfig(seed=seed, total_frames=frames, ippo=method == "IPPO", eval_every=eval_every, num_envs=num_envs)
+    result = train(cfg, progress=False)
+    reached = first_time_at(result.curve, result.reference, TARGET)
+    return {
+        "method": method,
+        "seed": seed,
+        "seconds": result.seconds,
+        "fps": result.frames / result.seconds,
+        "eval_return": result.eval_return,
+        "gap": gap_closed(result.eval_return, result.reference),
+        "time_to_target": reached,
+        "reference": result.reference,
+    }
+
+
+def summarize(rows: list[dict], method: str) -> dict:
+    mine = [r for r in rows if r["method"] == method]
+    reached = [r["time_to_target"] for r in mine if r["time_to_target"] is not None]
+    return {
+        "gap_mean": statistics.mean(r["gap"] for r in mine),
+        "gap_min": min(r["gap"] for r in mine),
+        "seconds_mean": statistics.mean(r["seconds"] for r in mine),
+        "fps_mean": statistics.mean(r["fps"] for r in mine),
+        "reached": len(reached),
+        "runs": len(mine),
+        "time_to_target_mean": statistics.mean(reached) if reached else None,
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny budget: checks the script runs, measures nothing")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
+    parser.add_argument("--methods", default="MAPPO,IPPO", help="comma-separated subset of MAPPO,IPPO")
+    args = parser.parse_args(argv)
+    frames, seeds, eval_every, num_envs = args.frames, args.seeds, 20, 256
+    if args.quick:
+        frames, seeds, eval_every, num_envs = 3_200, 1, 1, 64
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"VMAS simple_spread, 3 agents, {frames:,} frames per run, {seeds} seed(s); target {TARGET:.0%} of the random->scripted gap")
+    rows = []
+    for seed in range(seeds):
+        for method in args.methods.split(","):
+            row = run(method, seed, frames, eval_every, num_envs)
+            rows.append(row)
+            reached = "not reached" if row["time_to_target"] is None else f"{row['time_to_target']:.0f} s"
+            print(
+                f"{method:5s} seed {seed}: {row['seconds']:6.1f} s, {row['fps']:8.0f} frames/s, "
+                f"eval {row['eval_return']:8.2f}, gap {row['gap']:.3f}, {TARGET:.0%} at {reached}",
+                flush=True,
+            )
+    random_return, scripted_return = rows[0]["reference"]
+    print(f"references: random {random_return:.2f}, scripted {scripted_return:.2f} (mean episode return per agent)")
+    summaries = {m: summarize(rows, m) for m in dict.fromkeys(r["method"] for r in rows)}
+    for method, s in summaries.items():
+        ttt = "n/a" if s["time_to_target_mean"] is None else f"{s['time_to_target_mean']:.0f} s"
+        print(
+            f"{method}: gap {s['gap_mean']:.3f} mean (min {s['gap_min']:.3f}) in {s['seconds_mean']:.0f} s at "
+            f"{s['fps_mean']:.0f} frames/s; {TARGET:.0%} reached in {s['reached']}/{s['runs']} runs, mean time {ttt}"
+        )
+    if {"MAPPO", "IPPO"} <= summaries.keys():
+        m, i = summaries["MAPPO"], summaries["IPPO"]
+        print(f"MAPPO/IPPO final gap: {m['gap_mean'] / i['gap_mean']:.2f}x")
+        if m["time_to_target_mean"] and i["time_to_target_mean"]:
+            print(f"IPPO/MAPPO time to {TARGET:.0%}: {i['time_to_target_mean'] / m['time_to_target_mean']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
