@@ -12,8 +12,9 @@ V_phi(x) for every agent. One iteration:
        rho = pi_theta(u_a | o_a) / pi_theta_old(u_a | o_a),
    and descend the critic's squared error against the lambda-return targets, in normalized units.
 
-IPPO (``ippo=True``) is the same algorithm with the critic V(o_a) on the agent's own observation:
-the ablation that asks what the centralized critic buys.
+IPPO (``ippo=True``) is the same algorithm with the critic V(o_a) on the agent's own observation
+(plus the time fraction, which both critics get): the ablation that asks what the centralized
+critic buys.
 
 Run ``python -m marlpg.mappo --help`` for the command line.
 """
@@ -114,7 +115,7 @@ class MAPPO(nn.Module):
         make_actor = CategoricalActor if spec.discrete else GaussianActor
         self.actors = nn.ModuleList(make_actor(actor_in, spec.n_actions, cfg.actor_hidden) for _ in self.groups)
         if cfg.ippo:  # V(o_a): one output per agent row, with the agent's ID so one network can serve all
-            self.critic = mlp(spec.obs_dim + spec.n_agents, cfg.critic_hidden, 1)
+            self.critic = mlp(spec.obs_dim + spec.n_agents + 1, cfg.critic_hidden, 1)
         else:  # V(x): one network, one output per agent (identical targets when the reward is shared)
             self.critic = mlp(spec.state_dim, cfg.critic_hidden, spec.n_agents)
         self.value_normalizer = RunningNormalizer()
@@ -146,8 +147,18 @@ class MAPPO(nn.Module):
     def value(self, state: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """The critic's output in normalized units, ``[..., n]``."""
         if self.cfg.ippo:
-            return self.critic(with_agent_ids(obs)).squeeze(-1)
+            return self.critic(local_critic_input(obs, state)).squeeze(-1)
         return self.critic(state)
+
+
+def local_critic_input(obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """IPPO's critic input for every agent: its observation, its ID, and the time fraction.
+
+    The time fraction is the state's last feature (see :mod:`marlpg.envs.protocol`); both critics
+    get it, so MAPPO and IPPO differ only in whether the critic sees the other agents.
+    """
+    time_left = state[..., -1:].unsqueeze(-2).expand(*obs.shape[:-1], 1)
+    return torch.cat([with_agent_ids(obs), time_left], dim=-1)
 
 
 def actor_groups(n_agents: int, share: bool, roles: tuple[int, ...] | None) -> list[list[int]]:

@@ -12,7 +12,7 @@ reward). Every tensor lives on ``env.device``.
 Finished copies reset themselves inside ``step``: where ``done[e]`` is true, ``obs[e]`` and
 ``state[e]`` already belong to the next episode, and ``reward[e]`` is the last reward of the
 finished one. Episodes here end at a fixed horizon; the global state carries the fraction of the
-horizon already used, so a centralized critic can treat the horizon as terminal without
+horizon already used as its last feature, so a critic can treat the horizon as terminal without
 aliasing (the actors never see it).
 """
 from __future__ import annotations
