@@ -13,9 +13,9 @@ What is the same on both sides
   task      VMAS simple_spread, 3 agents, discrete actions (9 per agent), 25-step episodes
   batch     256 vectorized environments x 25 steps = 6,400 frames per iteration
             (a frame is one step of one environment copy, all agents together: TorchRL's count)
-  update    4 epochs x 2 minibatches of 3,200 frames; Adam, lr 1e-3, eps 1e-5; separate actor and
-            critic optimizers, each clipped by gradient norm; gamma, GAE lambda, PPO clip, entropy
-            bonus and the clipping norm are marlpg's defaults, set the same in BenchMARL
+  update    marlpg's defaults, read from marlpg.mappo.MAPPOConfig and given to BenchMARL: epochs,
+            minibatches per epoch, learning rate, gamma, GAE lambda, PPO clip, entropy bonus, gradient
+            norm clip; Adam with eps 1e-5; separate actor and critic optimizers, each norm-clipped
   actor     MLP 64-64 tanh, one network shared by the agents (parameter sharing)
   critic    MLP 128-128 tanh on the global observation (every agent's observation concatenated),
             one network shared by the agents (centralized)
@@ -75,9 +75,6 @@ N_AGENTS = 3
 NUM_ENVS = 256
 HORIZON = 25
 FRAMES_PER_BATCH = NUM_ENVS * HORIZON  # 6,400
-EPOCHS = 4
-MINIBATCHES = 2
-LR = 1e-3
 ADAM_EPS = 1e-5  # what marlpg.mappo.train gives Adam
 ACTOR_HIDDEN = (64, 64)
 CRITIC_HIDDEN = (128, 128)
@@ -121,8 +118,7 @@ def marlpg_config(frames: int, seed: int, eval_every: int = 0):
     from marlpg.mappo import MAPPOConfig
 
     cfg = MAPPOConfig(env="vmas:simple_spread", n_agents=N_AGENTS, num_envs=NUM_ENVS, horizon=HORIZON,
-                      total_frames=frames, seed=seed, epochs=EPOCHS, minibatches=MINIBATCHES, lr=LR,
-                      actor_hidden=ACTOR_HIDDEN, critic_hidden=CRITIC_HIDDEN, device="cpu")
+                      total_frames=frames, seed=seed, actor_hidden=ACTOR_HIDDEN, critic_hidden=CRITIC_HIDDEN, device="cpu")
     cfg.rollout_steps = HORIZON  # one episode per environment per iteration: 6,400 frames
     cfg.eval_episodes = EVAL_EPISODES
     cfg.eval_every = eval_every
@@ -130,9 +126,9 @@ def marlpg_config(frames: int, seed: int, eval_every: int = 0):
 
 
 def ppo_settings(cfg) -> dict:
-    """The PPO settings BenchMARL is given: marlpg's, read from its config."""
-    return {"gamma": cfg.gamma, "lmbda": cfg.gae_lambda, "clip": cfg.clip, "entropy": cfg.entropy_coef,
-            "grad_norm": cfg.max_grad_norm}
+    """The update settings both learners use: marlpg's defaults, read from its config, given to BenchMARL."""
+    return {"lr": cfg.lr, "epochs": cfg.epochs, "minibatches": cfg.minibatches, "gamma": cfg.gamma,
+            "lmbda": cfg.gae_lambda, "clip": cfg.clip, "entropy": cfg.entropy_coef, "grad_norm": cfg.max_grad_norm}
 
 
 def run_marlpg(frames: int, seed: int, eval_every: int = 0) -> dict:
@@ -265,15 +261,15 @@ def benchmarl_configs(frames: int, save_folder: str, ppo: dict | None):
     config.prefer_continuous_actions = False  # simple_spread's 9 discrete actions, as marlpg's
     config.share_policy_params = True
     config.gamma = ppo["gamma"]
-    config.lr = LR
+    config.lr = ppo["lr"]
     config.adam_eps = ADAM_EPS
     config.clip_grad_norm = True
     config.clip_grad_val = ppo["grad_norm"]  # per optimizer (actor, critic), as marlpg clips each network
     config.on_policy_collected_frames_per_batch = FRAMES_PER_BATCH
     config.on_policy_n_envs_per_worker = NUM_ENVS
     # BenchMARL makes n_minibatch_iters passes over a batch, each in minibatches of minibatch_size frames.
-    config.on_policy_n_minibatch_iters = EPOCHS
-    config.on_policy_minibatch_size = FRAMES_PER_BATCH // MINIBATCHES
+    config.on_policy_n_minibatch_iters = ppo["epochs"]
+    config.on_policy_minibatch_size = FRAMES_PER_BATCH // ppo["minibatches"]
     config.evaluation = True
     config.evaluation_episodes = EVAL_EPISODES
     config.evaluation_deterministic_actions = True
@@ -358,11 +354,12 @@ def main(argv=None) -> None:
               "with them, and with more than one torch thread tiny ops can stall (try --threads 1)")
     ppo = ppo_settings(marlpg_config(frames, args.seed))
     print(f"task: VMAS simple_spread, {N_AGENTS} agents, discrete actions, {HORIZON}-step episodes; {NUM_ENVS} envs "
-          f"x {HORIZON} steps = {FRAMES_PER_BATCH:,} frames a batch; {EPOCHS} epochs x {MINIBATCHES} minibatches; "
-          f"lr {LR:g}; actor {'-'.join(map(str, ACTOR_HIDDEN))}, critic {'-'.join(map(str, CRITIC_HIDDEN))} "
+          f"x {HORIZON} steps = {FRAMES_PER_BATCH:,} frames a batch; actor {'-'.join(map(str, ACTOR_HIDDEN))}, critic {'-'.join(map(str, CRITIC_HIDDEN))} "
           "(centralized), both shared")
-    print(f"PPO settings (marlpg's defaults, given to BenchMARL too): gamma {ppo['gamma']}, GAE lambda "
-          f"{ppo['lmbda']}, clip {ppo['clip']}, entropy {ppo['entropy']}, gradient norm <= {ppo['grad_norm']}")
+    print(f"update (marlpg's defaults, given to BenchMARL too): {ppo['epochs']} epochs x {ppo['minibatches']} "
+          f"minibatches of {FRAMES_PER_BATCH // ppo['minibatches']:,} frames, Adam lr {ppo['lr']:g} eps {ADAM_EPS:g}, "
+          f"gamma {ppo['gamma']}, GAE lambda {ppo['lmbda']}, clip {ppo['clip']}, entropy {ppo['entropy']}, "
+          f"gradient norm <= {ppo['grad_norm']}")
     reference, source = reference_returns()
     print(f"references ({source}): random {reference[0]:.2f}, scripted {reference[1]:.2f} "
           "(mean episode return per agent)")
