@@ -26,18 +26,19 @@ from marlpg.mappo import DEFAULT_FRAMES, MAPPOConfig, gap_closed, train
 TARGET = 0.85
 
 
-def first_time_at(curve: list[dict], reference, target: float) -> float | None:
+def first_reached(curve: list[dict], reference, target: float) -> tuple[float | None, int | None]:
+    """(wall seconds, frames) of the first evaluation at or above ``target`` of the gap; frames do not depend on load."""
     for row in curve:
         value = row.get("eval_return")
         if value is not None and gap_closed(value, reference) >= target:
-            return row["seconds"]
-    return None
+            return row["seconds"], row["frames"]
+    return None, None
 
 
 def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int) -> dict:
     cfg = MAPPOConfig(seed=seed, total_frames=frames, ippo=method == "IPPO", eval_every=eval_every, num_envs=num_envs)
     result = train(cfg, progress=False)
-    reached = first_time_at(result.curve, result.reference, TARGET)
+    reached, frames_at = first_reached(result.curve, result.reference, TARGET)
     return {
         "method": method,
         "seed": seed,
@@ -46,6 +47,7 @@ def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int) -> 
         "eval_return": result.eval_return,
         "gap": gap_closed(result.eval_return, result.reference),
         "time_to_target": reached,
+        "frames_to_target": frames_at,
         "reference": result.reference,
     }
 
@@ -81,7 +83,9 @@ def main(argv=None) -> None:
         for method in args.methods.split(","):
             row = run(method, seed, frames, eval_every, num_envs)
             rows.append(row)
-            reached = "not reached" if row["time_to_target"] is None else f"{row['time_to_target']:.0f} s"
+            reached = "not reached" if row["time_to_target"] is None else (
+                f"{row['time_to_target']:.0f} s ({row['frames_to_target']:,} frames)"
+            )
             print(
                 f"{method:5s} seed {seed}: {row['seconds']:6.1f} s, {row['fps']:8.0f} frames/s, "
                 f"eval {row['eval_return']:8.2f}, gap {row['gap']:.3f}, {TARGET:.0%} at {reached}",
