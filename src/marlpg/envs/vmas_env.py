@@ -7,18 +7,27 @@ every copy together at the horizon (VMAS itself never resets).
 The global state is every agent's observation concatenated, plus the time feature. For
 ``simple_spread`` the observations already hold every agent's absolute position and velocity
 and every landmark's relative position, so the concatenation is the full physical state.
+
+``scenario`` is a VMAS scenario name (``"simple_spread"``), one of marlpg's own scenarios by name
+(``"marlpg.two_speed_spread"``, see :mod:`marlpg.envs.scenarios`), or a VMAS ``BaseScenario``
+instance (used once: VMAS builds its world into it).
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 
 from .protocol import EnvSpec, Observation, Transition, check_actions, time_feature
 
+if TYPE_CHECKING:
+    from vmas.simulator.scenario import BaseScenario
+
 
 class VmasEnv:
     def __init__(
         self,
-        scenario: str,
+        scenario: str | BaseScenario,
         num_envs: int,
         *,
         n_agents: int = 3,
@@ -36,6 +45,10 @@ class VmasEnv:
             raise ValueError(f"horizon must be a positive integer; got {horizon!r}")
         self.device = torch.device(device)
         self.num_envs = num_envs
+        if isinstance(scenario, str) and scenario.startswith("marlpg."):
+            from .scenarios import build_scenario
+
+            scenario = build_scenario(scenario)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             # vmas.make_env(seed=...) would reseed the global generators; keep the caller's stream.
             self._env = vmas.make_env(
