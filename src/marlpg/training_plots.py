@@ -1,0 +1,246 @@
+"""Plots of training runs and of what the trained agents do, for the MAPPO notebook.
+
+Learning curves
+    ``curve_band``            mean and spread across seeds of one quantity of the curve rows
+                              that :func:`marlpg.mappo.train` returns, against frames or seconds
+    ``first_reaching``        where a curve first reaches a level (e.g. the 85% target)
+    ``plot_learning_curves``  one line per method with its spread band, plus reference lines
+
+Behaviour
+    ``record_episode``        run a policy for one episode in a VMAS environment and record where
+                              every agent and landmark is at every step (from ``env.world``)
+    ``plot_trajectories``     draw one recorded episode: landmarks, agents' paths, start and end
+
+Plot functions take an optional ``ax`` and return the matplotlib figure they drew on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from marlpg.core.threads import cpu_threads
+
+AXES = ("frames", "seconds")
+BANDS = ("minmax", "std")
+METHOD_COLORS = ("#2471a3", "#b03a2e", "#1e8449", "#7d3c98", "#ca6f1e")
+AGENT_COLORS = ("#2471a3", "#b03a2e", "#1e8449", "#7d3c98", "#ca6f1e", "#17a589", "#884ea0", "#566573")
+
+
+# --------------------------------------------------------------------------- learning curves
+def _column(rows: Sequence[Mapping], key: str) -> np.ndarray:
+    try:
+        return np.array([float("nan") if row[key] is None else float(row[key]) for row in rows])
+    except KeyError:
+        raise ValueError(f"curve rows have no column {key!r}; they have {sorted(rows[0])}") from None
+
+
+def curve_band(
+    curves: Sequence[Sequence[Mapping]], x: str = "frames", y: str = "return", band: str = "minmax", points: int = 200
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and spread across seeds of column ``y`` against ``x``: ``(grid, mean, low, high)``.
+
+    ``curves`` holds one list of rows per seed (``TrainResult.curve``). Against ``"frames"`` every
+    seed must log the same frame counts, and the grid is those counts. Against ``"seconds"`` each
+    seed's curve is interpolated onto ``points`` evenly spaced times up to the end of the *shortest*
+    run, so every point of the band averages all seeds. ``band`` is ``"minmax"`` (the range over
+    seeds) or ``"std"`` (mean plus and minus one standard deviation).
+    """
+    if x not in AXES:
+        raise ValueError(f"x must be one of {AXES}; got {x!r}")
+    if band not in BANDS:
+        raise ValueError(f"band must be one of {BANDS}; got {band!r}")
+    if len(curves) == 0 or any(len(rows) == 0 for rows in curves):
+        raise ValueError("need at least one curve, and every curve needs at least one row")
+    xs = [_column(rows, x) for rows in curves]
+    ys = [_column(rows, y) for rows in curves]
+    if x == "frames":
+        grid = xs[0]
+        if any(len(other) != len(grid) or not np.array_equal(other, grid) for other in xs[1:]):
+            raise ValueError("the curves log different frame counts; train every seed with the same configuration")
+        values = np.stack(ys)
+    else:
+        if points < 2:
+            raise ValueError(f"points must be at least 2; got {points!r}")
+        end = min(float(xi[-1]) for xi in xs)
+        grid = np.linspace(0.0, end, points)
+        # Each curve starts at time 0 with its first logged value (nothing is logged before the first update).
+        values = np.stack([np.interp(grid, np.r_[0.0, xi], np.r_[yi[0], yi]) for xi, yi in zip(xs, ys)])
+    mean = values.mean(axis=0)
+    if band == "minmax":
+        low, high = values.min(axis=0), values.max(axis=0)
+    else:
+        spread = values.std(axis=0)
+        low, high = mean - spread, mean + spread
+    return grid, mean, low, high
+
+
+def first_reaching(grid: Sequence[float], values: Sequence[float], level: float) -> float | None:
+    """The first ``grid`` value at which ``values`` is at least ``level``, or None if it never is."""
+    grid, values = np.asarray(grid, dtype=float), np.asarray(values, dtype=float)
+    if grid.shape != values.shape:
+        raise ValueError(f"grid {grid.shape} and values {values.shape} must have the same shape")
+    hits = np.flatnonzero(values >= level)
+    return float(grid[hits[0]]) if hits.size else None
+
+
+def target_return(reference: tuple[float, float], fraction: float) -> float:
+    """The return that closes ``fraction`` of the gap from the random to the scripted return."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must lie in (0, 1]; got {fraction!r}")
+    random_return, scripted_return = reference
+    return random_return + fraction * (scripted_return - random_return)
+
+
+def add_reference_lines(ax, reference: tuple[float, float] | None, target: float | None = 0.85) -> None:
+    """Horizontal lines at the random and scripted returns and at the ``target`` fraction of the gap."""
+    if reference is None:
+        return
+    random_return, scripted_return = reference
+    ax.axhline(random_return, color="#7f7f7f", linestyle=":", linewidth=1.2, label="random policy")
+    ax.axhline(scripted_return, color="black", linestyle="--", linewidth=1.2, label="scripted policy")
+    if target is not None:
+        ax.axhline(target_return(reference, target), color="#ca6f1e", linestyle="-.", linewidth=1.2,
+                   label=f"{target:.0%} of the gap")
+
+
+def plot_learning_curves(
+    runs: Mapping[str, Sequence[Sequence[Mapping]]],
+    x: str = "frames",
+    y: str = "return",
+    *,
+    reference: tuple[float, float] | None = None,
+    target: float | None = 0.85,
+    band: str = "minmax",
+    ax=None,
+    title: str | None = None,
+):
+    """One line per method (mean over its seeds) with a shaded spread band; returns the figure.
+
+    ``runs`` maps a method's label to its seeds' curves, e.g. ``{"MAPPO": [r.curve for r in results]}``.
+    ``reference`` = (random, scripted) draws their returns and the ``target`` fraction of the gap.
+    """
+    if not runs:
+        raise ValueError("runs is empty: give at least one method's curves")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.2))
+    for (label, curves), color in zip(runs.items(), METHOD_COLORS * (1 + len(runs) // len(METHOD_COLORS))):
+        grid, mean, low, high = curve_band(curves, x=x, y=y, band=band)
+        ax.plot(grid, mean, color=color, linewidth=1.8, label=f"{label} (mean of {len(curves)})")
+        ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+    add_reference_lines(ax, reference, target)
+    ax.set_xlabel({"frames": "environment frames", "seconds": "wall-clock seconds of training"}[x])
+    ax.set_ylabel("episode return per agent" if y == "return" else y)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8.5, loc="lower right")
+    return ax.figure
+
+
+# --------------------------------------------------------------------------- behaviour
+@dataclass
+class Episode:
+    """Positions over one episode of the recorded environment copies.
+
+    ``agents[t, c, i]`` is agent i's position in copy ``c`` before the episode's step t (so t runs
+    over the ``T`` steps; the environment resets itself after the last one, which hides the final
+    position). ``landmarks`` has the same layout. ``returns[c]`` is the episode return per agent.
+    """
+
+    agents: torch.Tensor  # [T, C, n, 2]
+    landmarks: torch.Tensor  # [T, C, m, 2]
+    returns: torch.Tensor  # [C]
+    copies: tuple[int, ...]
+    agent_radius: float | None = None
+    landmark_radius: float | None = None
+
+
+def _positions(entities, copies: torch.Tensor) -> torch.Tensor:
+    return torch.stack([entity.state.pos[copies] for entity in entities], dim=1).detach().cpu().clone()
+
+
+def _radius(entities) -> float | None:
+    shape = getattr(entities[0], "shape", None) if entities else None
+    radius = getattr(shape, "radius", None)
+    return float(radius) if radius is not None else None
+
+
+@torch.no_grad()
+def record_episode(
+    env, policy: Callable[[torch.Tensor], torch.Tensor], seed: int | None = 0, copies: Sequence[int] | int = 1
+) -> Episode:
+    """Run ``policy`` (``obs [E, n, d] -> actions``) for one episode of every copy of a VMAS ``env``.
+
+    ``env`` is a :class:`marlpg.envs.vmas_env.VmasEnv` (anything with ``world.agents`` and
+    ``world.landmarks`` whose entities carry ``state.pos [E, 2]``). ``env.reset(seed)`` starts the
+    episode, so two policies recorded with the same seed start from the same layouts. ``copies``
+    is a number of copies (the first ones) or a list of copy indices to record.
+    """
+    world = getattr(env, "world", None)
+    if world is None or not hasattr(world, "agents") or not hasattr(world, "landmarks"):
+        raise ValueError(
+            f"record_episode needs a VMAS environment with a .world (agents, landmarks); got {type(env).__name__}"
+        )
+    if isinstance(copies, int):
+        if not 1 <= copies <= env.num_envs:
+            raise ValueError(f"copies must lie in 1..{env.num_envs} (the environment's copies); got {copies!r}")
+        copies = list(range(copies))
+    copies = [int(c) for c in copies]
+    if not copies or any(not 0 <= c < env.num_envs for c in copies):
+        raise ValueError(f"copy indices must lie in 0..{env.num_envs - 1}; got {copies!r}")
+    index = torch.tensor(copies, device=env.device)
+    agents, landmarks = [], []
+    total = torch.zeros(len(copies), device=env.device)
+    with cpu_threads(1):  # many tiny tensor operations: a second CPU thread only adds synchronization
+        obs = env.reset(seed).obs
+        for _ in range(env.spec.horizon):
+            agents.append(_positions(world.agents, index))
+            landmarks.append(_positions(world.landmarks, index))
+            obs, _, reward, _ = env.step(policy(obs))
+            total += reward[index].mean(-1)
+    return Episode(
+        agents=torch.stack(agents),
+        landmarks=torch.stack(landmarks),
+        returns=total.cpu(),
+        copies=tuple(copies),
+        agent_radius=_radius(world.agents),
+        landmark_radius=_radius(world.landmarks),
+    )
+
+
+def plot_trajectories(
+    episode: Episode, copy: int = 0, ax=None, *, title: str | None = None, limit: float | None = None
+):
+    """Draw copy ``copy`` (a position in ``episode.copies``) of a recorded episode; returns the figure.
+
+    Landmarks are grey discs, each agent's path a coloured line from a hollow circle (start) to a
+    filled disc of the agent's size (last recorded position). The title shows the episode return.
+    """
+    if not 0 <= copy < len(episode.copies):
+        raise ValueError(f"copy must lie in 0..{len(episode.copies) - 1} (the recorded copies); got {copy!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 4.2))
+    paths = episode.agents[:, copy].numpy()  # [T, n, 2]
+    marks = episode.landmarks[-1, copy].numpy()  # [m, 2]
+    for j, (lx, ly) in enumerate(marks):
+        ax.add_patch(plt.Circle((lx, ly), episode.landmark_radius or 0.05, color="#555555", alpha=0.6, zorder=1,
+                                label="landmark" if j == 0 else None))
+    for i in range(paths.shape[1]):
+        color = AGENT_COLORS[i % len(AGENT_COLORS)]
+        ax.plot(paths[:, i, 0], paths[:, i, 1], color=color, linewidth=1.5, zorder=2)
+        ax.plot(*paths[0, i], marker="o", markersize=7, markerfacecolor="white", markeredgecolor=color, zorder=3)
+        ax.add_patch(plt.Circle(tuple(paths[-1, i]), episode.agent_radius or 0.05, color=color, alpha=0.35, zorder=2))
+    if limit is None:
+        points = np.concatenate([paths.reshape(-1, 2), marks])
+        limit = float(np.abs(points).max()) + 0.25
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(-limit, limit)
+    ax.set_aspect("equal")
+    ax.grid(True, alpha=0.25)
+    heading = f"return per agent {float(episode.returns[copy]):.1f}"
+    ax.set_title(f"{title}\n{heading}" if title else heading, fontsize=10)
+    return ax.figure
