@@ -36,7 +36,7 @@ from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_p
 from marlpg.core.normalizer import RunningNormalizer
 from marlpg.core.runlog import progress_bar, write_curve
 from marlpg.core.seeding import resolve_device, seed_everything
-from marlpg.core.threads import cpu_threads
+from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.envs import EnvSpec, make_env
 
 DEFAULT_FRAMES = 6_000_000
@@ -70,6 +70,7 @@ class MAPPOConfig:
     critic_hidden: tuple[int, ...] = (128, 128)
     eval_episodes: int = 200
     eval_every: int = 0  # iterations between evaluations during training (0: only at the end)
+    update_threads: int | None = None  # CPU threads for updates (None: MARLPG_THREADS, else all; see core.threads)
 
     def __post_init__(self):
         self.actor_hidden = tuple(self.actor_hidden)
@@ -352,7 +353,7 @@ def train(
     tracker = EpisodeTracker(cfg.num_envs, train_env.spec.n_agents, device)
     start = train_env.reset(seed=cfg.seed)
     bar = progress_bar(cfg.iterations * cfg.frames_per_iteration, progress, "MAPPO" if not cfg.ippo else "IPPO")
-    update_threads = torch.get_num_threads()
+    update_threads = update_thread_count(cfg.update_threads)
     began = time.perf_counter()
     for iteration in range(1, cfg.iterations + 1):
         with cpu_threads(1):

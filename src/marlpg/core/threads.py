@@ -5,9 +5,14 @@ simulator is many tiny tensor operations, for which a second intra-op thread onl
 synchronization (collection ran several times slower with 2 threads than with 1); the update is a
 few large matrix products, which 2 threads speed up by about 1.6x. So rollouts run on one thread
 and updates on all of them. On a GPU the setting does not matter.
+
+When other jobs share the cores (several trainings at once, a loaded CI runner), a second thread
+waits on a descheduled partner and updates became 10-20x slower in our measurements: set
+``MARLPG_THREADS=1`` (or pass ``update_threads=1``) there.
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 import torch
@@ -22,3 +27,17 @@ def cpu_threads(count: int):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def update_thread_count(requested: int | None = None) -> int:
+    """Threads for the update: ``requested``, else ``MARLPG_THREADS``, else torch's current setting."""
+    if requested is None:
+        value = os.environ.get("MARLPG_THREADS", "").strip()
+        if not value:
+            return torch.get_num_threads()
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"MARLPG_THREADS={value!r} must be a positive integer")
+        requested = int(value)
+    if requested < 1:
+        raise ValueError(f"update_threads must be a positive integer; got {requested!r}")
+    return requested
