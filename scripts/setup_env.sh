@@ -45,7 +45,7 @@ if ! command -v bwrap >/dev/null; then
 fi
 
 stamp="$venv/.marlpg-deps"
-want="$(cat requirements.txt pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.txt benchmarks/requirements.txt pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "[setup] installing dependencies into $venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
@@ -55,6 +55,9 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
         || echo "[setup] torch==2.13.0 not available here; requirements.txt will choose a torch"
     "$venv/bin/python" -m pip install --quiet -r requirements.txt
     "$venv/bin/python" -m pip install --quiet --no-deps -e .
+    # benchmarks/bench_mappo.py compares with BenchMARL (see benchmarks/requirements.txt for the --no-deps).
+    "$venv/bin/python" -m pip install --quiet -r benchmarks/requirements.txt
+    "$venv/bin/python" -m pip install --quiet --no-deps "benchmarl==1.5.2"
     "$venv/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (marlpg)" >/dev/null
     echo "$want" > "$stamp"
 else
