@@ -35,6 +35,11 @@ def make_env(
     seed: int | None = None,
     **kwargs,
 ) -> BatchedEnv:
+    if name in ("credit", "climbing"):  # one-step matrix games with known optima (marlpg.envs.matrix_games)
+        from .matrix_games import make_matrix_game
+
+        players = n_agents if name == "credit" else 2
+        return make_matrix_game(name, num_envs, n_agents=players, continuous=continuous, device=device, **kwargs)
     backend, scenario = parse_env_name(name)
     common = dict(n_agents=n_agents, horizon=horizon, continuous=continuous, device=device, seed=seed)
     if backend == "vmas":
