@@ -3,6 +3,8 @@
 ``make_env("vmas:simple_spread", num_envs=256)`` builds a VMAS scenario;
 ``make_env("mpe2:simple_spread_v3", num_envs=8)`` builds ``num_envs`` copies of a PettingZoo
 ParallelEnv from the ``mpe2`` package. Any VMAS scenario name or PettingZoo module works.
+``make_env("pricing", num_envs=64, n_agents=2, horizon=1)`` builds marlpg's price-setting game
+(:mod:`marlpg.envs.pricing`; its prices are always continuous); ``horizon=1`` is the one-shot game.
 """
 from __future__ import annotations
 
@@ -35,6 +37,10 @@ def make_env(
     seed: int | None = None,
     **kwargs,
 ) -> BatchedEnv:
+    if name == "pricing":
+        from .pricing import PricingEnv
+
+        return PricingEnv(num_envs, n_agents=n_agents, horizon=horizon, device=device, seed=seed, **kwargs)
     if name in ("credit", "climbing"):  # one-step matrix games with known optima (marlpg.envs.matrix_games)
         from .matrix_games import make_matrix_game
 
