@@ -21,7 +21,7 @@ import statistics
 
 import torch
 
-from marlpg.mappo import DEFAULT_FRAMES, MAPPOConfig, gap_closed, train
+from marlpg.mappo import DEFAULT_FRAMES, MAPPOConfig, gap_closed, reference_for, train
 
 TARGET = 0.85
 
@@ -35,9 +35,36 @@ def first_reached(curve: list[dict], reference, target: float) -> tuple[float | 
     return None, None
 
 
-def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int) -> dict:
+class _TargetReached(Exception):
+    """Ends a run (with --stop-at-target) at the first evaluation that reaches the target."""
+
+    def __init__(self, row: dict):
+        self.row = row
+
+
+def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int, stop_at_target: bool = False) -> dict:
     cfg = MAPPOConfig(seed=seed, total_frames=frames, ippo=method == "IPPO", eval_every=eval_every, num_envs=num_envs)
-    result = train(cfg, progress=False)
+    reference = reference_for(cfg)
+
+    def stop_when_reached(row: dict) -> None:
+        if "eval_return" in row and gap_closed(row["eval_return"], reference) >= TARGET:
+            raise _TargetReached(row)
+
+    try:
+        result = train(cfg, progress=False, on_iteration=stop_when_reached if stop_at_target else None)
+    except _TargetReached as stop:
+        row = stop.row
+        return {
+            "method": method,
+            "seed": seed,
+            "seconds": row["seconds"],
+            "fps": row["frames"] / row["seconds"],
+            "eval_return": row["eval_return"],
+            "gap": gap_closed(row["eval_return"], reference),
+            "time_to_target": row["seconds"],
+            "frames_to_target": row["frames"],
+            "reference": reference,
+        }
     reached, frames_at = first_reached(result.curve, result.reference, TARGET)
     return {
         "method": method,
@@ -72,6 +99,10 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
     parser.add_argument("--methods", default="MAPPO,IPPO", help="comma-separated subset of MAPPO,IPPO")
+    parser.add_argument(
+        "--stop-at-target", action="store_true",
+        help="end each run at its first evaluation that reaches the target (seconds then include the evaluations so far)",
+    )
     args = parser.parse_args(argv)
     frames, seeds, eval_every, num_envs = args.frames, args.seeds, 20, 256
     if args.quick:
@@ -81,7 +112,7 @@ def main(argv=None) -> None:
     rows = []
     for seed in range(seeds):
         for method in args.methods.split(","):
-            row = run(method, seed, frames, eval_every, num_envs)
+            row = run(method, seed, frames, eval_every, num_envs, args.stop_at_target)
             rows.append(row)
             reached = "not reached" if row["time_to_target"] is None else (
                 f"{row['time_to_target']:.0f} s ({row['frames_to_target']:,} frames)"
