@@ -1,0 +1,66 @@
+"""TD(lambda) targets for a critic, computed backwards in time (Sutton & Barto, 2018, ch. 12).
+
+The lambda-return mixes n-step returns with weights (1 - lambda) lambda^(n-1):
+
+    G_t^lambda = r_t + gamma (1 - d_t) [ (1 - lambda) v_{t+1} + lambda G_{t+1}^lambda ],
+
+with the recursion started at the end of the rollout by G_T^lambda = v_T (the bootstrap value).
+``v_t`` is whatever the critic estimates at step t: Q(x_t, u_t) of the joint action actually taken
+for COMA's critic (so the targets are on-policy, SARSA-like), V(x_t) for a state-value critic.
+``d_t`` is 1 when the episode ended at step t; nothing is bootstrapped across an episode's end.
+
+lambda = 0 gives the one-step target r_t + gamma v_{t+1}; lambda = 1 the discounted return to
+the end of the episode (bootstrapped from v_T only where the rollout cuts an episode short).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def td_lambda_targets(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    last_value: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> torch.Tensor:
+    """lambda-returns for a rollout of T steps.
+
+    rewards, values: ``[T, ...]`` (``values[t]`` is v_t, usually from a target critic);
+    dones: ``[T, ...]`` broadcastable to them (bool or 0/1); last_value: ``[...]``, v_T for the
+    step after the rollout. Returns the targets, shaped like ``rewards``.
+    """
+    if not 0.0 <= gamma <= 1.0 or not 0.0 <= lam <= 1.0:
+        raise ValueError(f"gamma and lambda must lie in [0, 1]; got gamma={gamma!r}, lambda={lam!r}")
+    if values.shape != rewards.shape:
+        raise ValueError(f"values {tuple(values.shape)} must match rewards {tuple(rewards.shape)}")
+    not_done = 1.0 - dones.to(rewards.dtype)
+    while not_done.dim() < rewards.dim():
+        not_done = not_done.unsqueeze(-1)
+    targets = torch.empty_like(rewards)
+    next_return, next_value = last_value, last_value
+    for t in reversed(range(rewards.shape[0])):
+        next_return = rewards[t] + gamma * not_done[t] * ((1 - lam) * next_value + lam * next_return)
+        targets[t] = next_return
+        next_value = values[t]
+    return targets
+
+
+def n_step_return(
+    rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float, t: int, n: int
+) -> torch.Tensor:
+    """The n-step return from step t of a rollout (the forward view's building block, for checks).
+
+    G_t^(n) = r_t + gamma r_{t+1} + ... + gamma^(n-1) r_{t+n-1} + gamma^n v_{t+n}, cut at an episode's
+    end, with v_T = ``last_value`` and returns running past the rollout truncated at T.
+    """
+    T = rewards.shape[0]
+    total = torch.zeros_like(last_value, dtype=rewards.dtype)
+    discount = torch.ones_like(total)
+    for k in range(t, min(t + n, T)):
+        total = total + discount * rewards[k]
+        discount = discount * gamma * (1.0 - dones[k].to(rewards.dtype))
+    end = min(t + n, T)
+    bootstrap = last_value if end == T else values[end]
+    return total + discount * bootstrap
