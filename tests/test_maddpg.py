@@ -26,7 +26,7 @@ from marlpg.maddpg import (
 from conftest import REPO, SRC
 
 PRICING_SPEC = EnvSpec(n_agents=2, obs_dim=2, state_dim=3, discrete=False, n_actions=1, horizon=1)
-TINY_SPREAD = dict(env="vmas:simple_spread", num_envs=16, total_frames=16 * 40, warmup_frames=16 * 10, batch_size=64, eval_episodes=4)
+TINY_SPREAD = dict(env="vmas:simple_spread", num_envs=16, rollout_steps=1, updates_per_iteration=1, total_frames=16 * 40, warmup_frames=16 * 10, batch_size=64, eval_episodes=4)
 
 
 @pytest.fixture(autouse=True)

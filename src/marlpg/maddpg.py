@@ -55,8 +55,8 @@ class MADDPGConfig:
     continuous: bool = True  # False: discrete actions through the Gumbel-softmax
     num_envs: int = 64
     horizon: int = 25
-    rollout_steps: int = 1  # environment steps per iteration, in every copy
-    updates_per_iteration: int = 1  # gradient steps after each iteration's collection
+    rollout_steps: int = 25  # environment steps per iteration, in every copy
+    updates_per_iteration: int = 25  # gradient steps after each iteration's collection
     total_frames: int = 300_000  # a frame is one step of one environment copy (all agents)
     seed: int = 0
     device: str = "cpu"
@@ -74,6 +74,7 @@ class MADDPGConfig:
     noise_decay: float = 0.5  # fraction of training over which the noise decays linearly
     gumbel_temperature: float = 1.0
     max_grad_norm: float = 1.0
+    initial_action: float | None = None  # continuous: start every actor near this action (None: near 0)
     actor_hidden: tuple[int, ...] = (64, 64)
     critic_hidden: tuple[int, ...] = (128, 128)
     eval_episodes: int = 200
@@ -103,6 +104,8 @@ class MADDPGConfig:
             raise ValueError(f"need 0 <= noise_end <= noise_start; got {self.noise_end!r}, {self.noise_start!r}")
         if self.buffer_size < self.num_envs * self.rollout_steps:
             raise ValueError(f"buffer_size={self.buffer_size} cannot hold one iteration ({self.num_envs * self.rollout_steps} transitions)")
+        if self.initial_action is not None and not (self.continuous and -1 < self.initial_action < 1):
+            raise ValueError(f"initial_action needs continuous actions and a value in (-1, 1); got {self.initial_action!r}")
         if self.env == "pricing" and not self.continuous:
             raise ValueError("the pricing game has continuous prices only; got continuous=False")
 
@@ -120,10 +123,11 @@ class MADDPGConfig:
         return max(1, -(-self.total_frames // self.frames_per_iteration))
 
 
-# The pricing game is one-shot (horizon 1): a small critic and a short run suffice.
+# The pricing game is one-shot (horizon 1): a small critic and a short run suffice; one step and
+# one update per iteration, so the curve records the prices after every update.
 PRESETS = {
     "pricing": dict(
-        n_agents=2, horizon=1, num_envs=32, total_frames=64_000, batch_size=256, buffer_size=20_000,
+        n_agents=2, horizon=1, num_envs=32, rollout_steps=1, updates_per_iteration=1, total_frames=32_000, batch_size=256, buffer_size=20_000,
         warmup_frames=2_000, noise_start=0.3, noise_end=0.05, noise_decay=0.7, critic_hidden=(64, 64),
         actor_lr=3e-3, critic_lr=3e-3, eval_episodes=16,
     ),
@@ -161,6 +165,9 @@ class MADDPG(nn.Module):
         self.actor = PerAgent(n, spec.obs_dim, self.action_dim, cfg.actor_hidden, cfg.share, out_gain=0.01)
         critic_in = spec.obs_dim + self.action_dim + 1 if cfg.iddpg else spec.state_dim + n * self.action_dim
         self.critic = PerAgent(n, critic_in, 1, cfg.critic_hidden, cfg.share)
+        if cfg.initial_action is not None:  # the output layer's weights are tiny, so its bias sets the first actions
+            for net in self.actor.nets:
+                nn.init.constant_(net[-1].bias, torch.tensor(cfg.initial_action).atanh().item())
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
 
