@@ -274,8 +274,9 @@ def update(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generat
     stats = torch.zeros(3)
     for _ in range(cfg.epochs):
         order = torch.randperm(samples, generator=generator).to(rollout.obs.device)
-        for index in order.chunk(cfg.minibatches):
-            batch = {k: v[index] for k, v in flat.items()}
+        shuffled = {k: v[order] for k, v in flat.items()}  # one gather per epoch; minibatches are then slices
+        for part in range(cfg.minibatches):
+            batch = {k: v.chunk(cfg.minibatches)[part] for k, v in shuffled.items()}
             policy_loss, ent, value_loss = ppo_losses(model, batch, cfg)
             actor_opt.zero_grad(set_to_none=True)
             critic_opt.zero_grad(set_to_none=True)
