@@ -20,7 +20,20 @@ mkdir -p _build
 echo "$library_hash" > _build/.marlpg-library-hash
 start=$(date +%s)
 # -W: warnings are errors; -n: nitpicky cross-references; --keep-going: report every problem.
-.venv/bin/jupyter-book build . -W -n --keep-going
+# The log is kept in _build/book.log (a failed build's report stays there).
+set +e
+.venv/bin/jupyter-book build . -W -n --keep-going 2>&1 | tee _build/book.log
+status=${PIPESTATUS[0]}
+set -e
+elapsed=$(( $(date +%s) - start ))
+if [ "$status" -ne 0 ]; then
+    echo "[book] build FAILED after $elapsed s (log: _build/book.log)" >&2
+    exit "$status"
+fi
 echo
-echo "[book] built in $(( $(date +%s) - start )) s (each notebook's execution time: the \"Executed notebook in\" lines above)"
+echo "[book] execution time of each notebook (limit: 180 s on a CPU; also in the book's build report):"
+# Fails the command if a notebook took longer than the limit or was not executed.
+.venv/bin/python scripts/notebook_times.py --cache _build/.jupyter_cache --limit 180
+echo "[book] built in $elapsed s"
 echo "[book] open: $repo_root/_build/html/index.html"
+echo "[book] student edition (no solutions, no hidden tests): bash scripts/build_student_edition.sh"

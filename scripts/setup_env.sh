@@ -44,6 +44,17 @@ if ! command -v bwrap >/dev/null; then
     fi
 fi
 
+# The browser test (tests/test_browser.py) opens the built book in Debian's headless Chromium,
+# driven by Playwright (requirements.txt) through executable_path: no browser download.
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "[setup] installing Debian's chromium (the browser test's headless browser)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    else
+        echo "[setup] chromium is missing: tests/test_browser.py will fail until it is installed (Debian: apt-get install chromium)" >&2
+    fi
+fi
+
 stamp="$venv/.marlpg-deps"
 want="$(cat requirements.txt benchmarks/requirements.txt pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then

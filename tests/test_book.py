@@ -1,24 +1,20 @@
 """The book builds with warnings as errors, and its pages carry the numbers the notebooks computed.
 
-``jupyter-book build . -W -n --keep-going`` runs with ``--path-output`` pointing at a temporary
-directory, so it starts from an empty execution cache (every notebook is executed) and never
-touches the repository's own ``_build``. Training chapters run at ``MARLPG_BUDGET=smoke``: the
-full budgets are the README's build command and the benchmark scripts.
+The build (tests/book_build.py) runs ``jupyter-book build . -W -n --keep-going`` once per session
+with ``--path-output`` pointing at a temporary directory, so it starts from an empty execution cache
+(every notebook is executed) and never touches the repository's own ``_build``. Training chapters run
+at ``MARLPG_BUDGET=smoke``: the full budgets are the README's build command and the benchmark scripts.
 """
 from __future__ import annotations
 
 import html
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from book_build import REPO, instructor_build
 
 
 def page_text(path: Path) -> str:
@@ -45,24 +41,11 @@ def toc_files(node) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
-    env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
-    env["MARLPG_BUDGET"] = "smoke"  # training chapters at a tiny budget; the rendezvous numbers do not depend on it
-    result = subprocess.run(
-        [str(BIN / "jupyter-book"), "build", str(REPO), "-W", "-n", "--keep-going", "--path-output", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=1500,
-    )
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, f"jupyter-book build failed (exit {result.returncode}):\n{log[-8000:]}"
-    assert "build succeeded" in log, log[-4000:]
-    return out / "_build" / "html", log
+def built_book():
+    build = instructor_build()  # one build per session, shared with test_browser and test_student_edition
+    assert build.returncode == 0, build.failure()
+    assert "build succeeded" in build.log, build.log[-4000:]
+    return build.site, build.log
 
 
 def test_config_and_toc():
@@ -72,8 +55,10 @@ def test_config_and_toc():
     assert config["execute"]["execute_notebooks"] == "cache"
     assert config["execute"]["timeout"] > 0
     assert {"dollarmath", "amsmath"} <= set(config["parse"]["myst_enable_extensions"])
-    for pattern in ("README.md", "solutions", "autograder", "tests", "benchmarks", "src", ".venv", "_build", "scripts"):
+    for pattern in ("README.md", "autograder", "tests", "benchmarks", "src", ".venv", "_build", "scripts"):
         assert pattern in config["exclude_patterns"], pattern
+    # The exercises and the instructors' solutions are shown as written, never executed.
+    assert {"notebooks/exercises/*/*.ipynb", "solutions/*/*.ipynb"} <= set(config["execute"]["exclude_patterns"])
     for entry in toc_files(yaml.safe_load((REPO / "_toc.yml").read_text())):
         candidates = [REPO / entry, REPO / f"{entry}.md", REPO / f"{entry}.ipynb"]
         assert any(p.is_file() for p in candidates), f"_toc.yml names {entry}, which does not exist"
@@ -118,3 +103,106 @@ def test_widget_state_is_embedded(built_book):
     page = (site / "notebooks" / "02_centralized_critic_variance.html").read_text(encoding="utf-8")
     assert "application/vnd.jupyter.widget-state+json" in page
     assert "application/vnd.jupyter.widget-view+json" in page
+
+
+def test_every_part_of_the_section_has_a_page(built_book):
+    site, _ = built_book
+    pages = {
+        "notebooks/01_multi_agent_policy_gradient": "The multi-agent policy gradient",
+        "notebooks/02_centralized_critic_variance": "How much variance does a centralized critic remove?",
+        "book/algorithms": "MADDPG, COMA and MAPPO",
+        "book/parameter_sharing": "Parameter sharing across homogeneous agents",
+        "book/scaling": "Scaling across a cluster",
+        "book/frontier": "The research frontier",
+        "book/exercises": "Exercises",
+        "book/student_guide": "Student guide",
+        "book/instructor_guide": "Instructor guide",
+        "book/bibliography": "Bibliography",
+    }
+    for stem, title in pages.items():
+        assert title in page_text(site / f"{stem}.html"), f"{stem}: title {title!r} missing"
+
+
+def test_table_30_7_1_is_a_table_linking_to_the_notebooks(built_book):
+    site, _ = built_book
+    raw = (site / "book" / "algorithms.html").read_text(encoding="utf-8")
+    table = re.search(r"<table.*?</table>", raw, re.S)
+    assert table, "Table 30.7.1 is not an HTML table"
+    rows = re.findall(r"<tr.*?</tr>", table.group(0), re.S)
+    assert len(rows) == 4, "a header and one row per method"
+    text = page_text_of(table.group(0))
+    for method in ("MADDPG", "COMA", "MAPPO"):
+        assert method in text
+    assert 'href="../notebooks/05_mappo.html"' in table.group(0)
+    for notebook in ("03_maddpg", "04_coma"):
+        if (REPO / "notebooks" / f"{notebook}.ipynb").is_file():
+            assert f'href="../notebooks/{notebook}.html"' in table.group(0), f"Table 30.7.1 does not link {notebook}"
+
+
+def page_text_of(raw: str) -> str:
+    raw = re.sub(r"<[^>]+>", " ", raw)
+    return re.sub(r"\s+", " ", html.unescape(raw))
+
+
+def test_bibliography_has_the_papers_and_citations_link_to_it(built_book):
+    site, _ = built_book
+    bibliography = page_text(site / "book" / "bibliography.html")
+    for needle in (
+        "Multi-Agent Actor-Critic for Mixed Cooperative-Competitive Environments",  # MADDPG
+        "Counterfactual Multi-Agent Policy Gradients",  # COMA
+        "The Surprising Effectiveness of PPO in Cooperative Multi-Agent Games",  # MAPPO
+        "Benchmarking Multi-Agent Deep Reinforcement Learning Algorithms in Cooperative Tasks",  # EPyMARL
+        "VMAS: A Vectorized Multi-Agent Simulator for Collective Robot Learning",
+        "RLlib: Abstractions for Distributed Reinforcement Learning",
+        "MARLlib: A Scalable and Efficient Multi-agent Reinforcement Learning Library",
+    ):
+        assert needle in bibliography, f"{needle!r} missing from the bibliography"
+    algorithms = (site / "book" / "algorithms.html").read_text(encoding="utf-8")
+    assert re.search(r'href="bibliography\.html#id\d+"', algorithms), "citations do not link to the bibliography"
+    assert "Lowe" in page_text(site / "book" / "algorithms.html")
+
+
+def test_prose_pages_glue_numbers_from_the_notebooks(built_book):
+    site, _ = built_book
+    frontier = page_text(site / "book" / "frontier.html")
+    assert re.search(r"was\s+4\.44\s*, and to the joint-action critic", frontier), "frontier: ratio not glued"
+    scaling = page_text(site / "book" / "scaling.html")
+    assert re.search(r"rollout took\s+\d+\.\d\s+s", scaling), "scaling: timing not glued from chapter 06"
+
+
+def test_repository_address_is_written_once(built_book):
+    import yaml as _yaml
+
+    url = _yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"]
+    for page in (REPO / "book").rglob("*.md"):
+        assert url not in page.read_text(encoding="utf-8"), f"{page} repeats the repository address"
+    site, _ = built_book
+    guide = (site / "book" / "instructor_guide.html").read_text(encoding="utf-8")
+    assert f'href="{url}/blob/main/autograder/README.md"' in guide, "the instructor guide does not link autograder/README.md"
+
+
+def notebook_seconds(log: str) -> dict:
+    """Each executed notebook's time, from myst-nb's 'Executed notebook in X seconds' lines."""
+    times = {}
+    for path, seconds in re.findall(r"(\S+\.ipynb): Executed notebook in ([0-9.]+) seconds", log):
+        times[Path(path).name] = float(seconds)
+    return times
+
+
+def test_each_notebook_is_timed_and_within_the_limit(built_book):
+    site, log = built_book
+    times = notebook_seconds(log)
+    chapters = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+    assert set(chapters) <= set(times), f"not executed: {set(chapters) - set(times)}"
+    slow = {name: t for name, t in times.items() if t > 180}
+    assert not slow, f"notebooks over 3 minutes at the smoke budget: {slow}"
+    report = page_text(site / "book" / "build_report.html")
+    for name in chapters:
+        assert Path(name).stem in report, f"{name} missing from the build report"
+
+
+def test_static_sweep_is_embedded(built_book):
+    site, _ = built_book
+    raw = (site / "notebooks" / "02_centralized_critic_variance.html").read_text(encoding="utf-8")
+    assert raw.count('class="marlpg-sweep"') == 1
+    assert 'class="marlpg-sweep-data"' in raw and "input.marlpg-sweep-agents" in raw
