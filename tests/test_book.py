@@ -134,8 +134,9 @@ def test_table_30_7_1_is_a_table_linking_to_the_notebooks(built_book):
     for method in ("MADDPG", "COMA", "MAPPO"):
         assert method in text
     assert 'href="../notebooks/05_mappo.html"' in table.group(0)
+    in_toc = toc_files(yaml.safe_load((REPO / "_toc.yml").read_text()))
     for notebook in ("03_maddpg", "04_coma"):
-        if (REPO / "notebooks" / f"{notebook}.ipynb").is_file():
+        if f"notebooks/{notebook}" in in_toc:  # a chapter of the book: the table must link it
             assert f'href="../notebooks/{notebook}.html"' in table.group(0), f"Table 30.7.1 does not link {notebook}"
 
 
@@ -146,7 +147,7 @@ def page_text_of(raw: str) -> str:
 
 def test_bibliography_has_the_papers_and_citations_link_to_it(built_book):
     site, _ = built_book
-    bibliography = page_text(site / "book" / "bibliography.html")
+    bibliography = page_text(site / "book" / "bibliography.html").lower()  # the style sets titles in sentence case
     for needle in (
         "Multi-Agent Actor-Critic for Mixed Cooperative-Competitive Environments",  # MADDPG
         "Counterfactual Multi-Agent Policy Gradients",  # COMA
@@ -156,7 +157,7 @@ def test_bibliography_has_the_papers_and_citations_link_to_it(built_book):
         "RLlib: Abstractions for Distributed Reinforcement Learning",
         "MARLlib: A Scalable and Efficient Multi-agent Reinforcement Learning Library",
     ):
-        assert needle in bibliography, f"{needle!r} missing from the bibliography"
+        assert needle.lower() in bibliography, f"{needle!r} missing from the bibliography"
     algorithms = (site / "book" / "algorithms.html").read_text(encoding="utf-8")
     assert re.search(r'href="bibliography\.html#id\d+"', algorithms), "citations do not link to the bibliography"
     assert "Lowe" in page_text(site / "book" / "algorithms.html")
@@ -173,12 +174,13 @@ def test_prose_pages_glue_numbers_from_the_notebooks(built_book):
 def test_repository_address_is_written_once(built_book):
     import yaml as _yaml
 
-    url = _yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"]
+    repository = _yaml.safe_load((REPO / "_config.yml").read_text())["repository"]
+    url, branch = repository["url"], repository["branch"]
     for page in (REPO / "book").rglob("*.md"):
         assert url not in page.read_text(encoding="utf-8"), f"{page} repeats the repository address"
     site, _ = built_book
     guide = (site / "book" / "instructor_guide.html").read_text(encoding="utf-8")
-    assert f'href="{url}/blob/main/autograder/README.md"' in guide, "the instructor guide does not link autograder/README.md"
+    assert f'href="{url}/blob/{branch}/autograder/README.md"' in guide, "the instructor guide does not link autograder/README.md"
 
 
 def notebook_seconds(log: str) -> dict:
@@ -192,7 +194,9 @@ def notebook_seconds(log: str) -> dict:
 def test_each_notebook_is_timed_and_within_the_limit(built_book):
     site, log = built_book
     times = notebook_seconds(log)
-    chapters = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+    in_toc = toc_files(yaml.safe_load((REPO / "_toc.yml").read_text()))
+    chapters = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb") if f"notebooks/{p.stem}" in in_toc)
+    assert len(chapters) >= 4
     assert set(chapters) <= set(times), f"not executed: {set(chapters) - set(times)}"
     slow = {name: t for name, t in times.items() if t > 180}
     assert not slow, f"notebooks over 3 minutes at the smoke budget: {slow}"

@@ -85,6 +85,7 @@ class PageReport:
     images: dict = field(default_factory=dict)
     launch: list = field(default_factory=list)
     widgets: int = 0
+    widget_images: int = 0  # figures inside embedded Output widgets
 
 
 MATH_PROBE = """() => {
@@ -135,6 +136,8 @@ def visit(browser, server: str, page_path: str) -> PageReport:
     report.images = page.evaluate(IMAGE_PROBE)
     report.launch = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
     report.widgets = page.evaluate("() => document.querySelectorAll('.jupyter-widgets').length")
+    report.widget_images = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.jupyter-widgets img')).filter(i => i.naturalWidth > 0).length")
     context.close()
     return report
 
@@ -212,6 +215,7 @@ def test_launch_buttons_point_at_colab_jupyterhub_and_binder(reports):
 
 def test_embedded_widgets_render(reports):
     assert reports[VARIANCE_PAGE].widgets > 0, "the ipywidgets explorer did not render from its embedded state"
+    assert reports[VARIANCE_PAGE].widget_images >= 1, "the explorer's embedded figure is not displayed"
 
 
 def test_static_sweep_responds_to_its_sliders(site, server, browser):
