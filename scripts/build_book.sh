@@ -11,8 +11,8 @@ if [ "${1:-}" = "--clean" ]; then
     rm -rf _build
 fi
 # The execution cache keys on each notebook's code only; the notebooks also run the
-# library, so any change under src/ invalidates the cache.
-library_hash="$(find src -name '*.py' -type f | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
+# library and read MARLPG_BUDGET, so any change under src/ or of the budget invalidates the cache.
+library_hash="$( (find src -name '*.py' -type f | sort | xargs sha256sum; echo "budget=${MARLPG_BUDGET:-full}") | sha256sum | cut -d' ' -f1)"
 if [ "$(cat _build/.marlpg-library-hash 2>/dev/null || true)" != "$library_hash" ]; then
     rm -rf _build/.jupyter_cache
 fi
