@@ -76,6 +76,13 @@ def test_student_edition_is_otherwise_the_same_book(student):
     assert "18.8079" in page and 'class="marlpg-sweep"' in page
 
 
+def test_student_edition_links_resolve(student):
+    from test_browser import broken_internal_links
+
+    broken = broken_internal_links(student)
+    assert not broken, "broken internal links in the student edition:\n" + "\n".join(broken[:50])
+
+
 def test_strip_blocks_removes_hidden_tests_and_solutions():
     source = ("def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n"
               "assert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(3) == 6\n### END HIDDEN TESTS\nprint('done')\n")
