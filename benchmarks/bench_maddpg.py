@@ -13,6 +13,7 @@
 Run it alone on the machine: the frames/s ratio is only meaningful without other load.
 
     python benchmarks/bench_maddpg.py                # about 5 minutes on 2 CPU cores
+    python benchmarks/bench_maddpg.py --part pricing # only the pricing game (about 3 minutes)
     python benchmarks/bench_maddpg.py --quick        # seconds: a smoke test of the script
 """
 from __future__ import annotations
@@ -94,11 +95,14 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budgets: check that the script runs")
     parser.add_argument("--frames", type=int, default=300_000, help="simple_spread frames for MADDPG (and MAPPO at equal frames)")
     parser.add_argument("--seeds", type=int, default=5, help="pricing seeds per algorithm and start")
+    parser.add_argument("--part", choices=("all", "spread", "pricing"), default="all", help="run only one of the two parts")
     args = parser.parse_args(argv)
     frames, seeds = (3_200, 2) if args.quick else (args.frames, args.seeds)
     torch.set_num_threads(1)
-    spread(frames, args.quick)
-    pricing(seeds, args.quick)
+    if args.part in ("all", "spread"):
+        spread(frames, args.quick)
+    if args.part in ("all", "pricing"):
+        pricing(seeds, args.quick)
     return 0
 
 
