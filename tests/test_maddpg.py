@@ -249,3 +249,13 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     assert out.returncode != 0 and "total_frames" in out.stderr
     out = run_cli("--env", "pricing", "--discrete", "--quiet", "--out", str(tmp_path))
     assert out.returncode != 0 and "continuous" in out.stderr
+
+
+def test_initial_action_sets_where_the_actors_start():
+    model = MADDPG(PRICING_SPEC, MADDPGConfig.for_env("pricing", initial_action=0.4))
+    assert model.mu(torch.zeros(5, 2, 2)).flatten().tolist() == pytest.approx([0.4] * 10, abs=0.02)
+    assert torch.equal(model.mu(torch.zeros(1, 2, 2)), model.mu(torch.zeros(1, 2, 2), model.target_actor))
+    with pytest.raises(ValueError, match="initial_action"):
+        MADDPGConfig(initial_action=1.0)
+    with pytest.raises(ValueError, match="initial_action"):
+        MADDPGConfig(continuous=False, initial_action=0.1)
