@@ -257,8 +257,9 @@ class Rollout:
 def collect(model: COMA, env, start, steps: int):
     """Run the stochastic policy for ``steps`` steps; also sample the actions at the state after them.
 
-    Those next actions bootstrap Q(x_T, u_T) for the targets and are the first actions of the next
-    rollout, so the critic is always evaluated on joint actions the policy really takes.
+    Those next actions bootstrap Q(x_T, u_T) for the targets, which are computed before the update,
+    so the critic is always evaluated on joint actions the policy really takes. After the update the
+    next rollout's first actions are drawn again (``resample_actions``), so the actors learn on-policy.
     """
     obs, state, actions = start
     buffers = {k: [] for k in ("obs", "state", "actions", "rewards", "dones")}
@@ -363,6 +364,13 @@ def first_start(model: COMA, env, seed: int):
         return obs, state, model.policy(obs).sample()
 
 
+@torch.no_grad()
+def resample_actions(model: COMA, start):
+    """Keep the observation and state, draw the actions again from the (just updated) policy."""
+    obs, state, _ = start
+    return obs, state, model.policy(obs).sample()
+
+
 def mean_episode_return(rollout: Rollout) -> float:
     """Mean return per agent of the episodes that end in this rollout (rollouts are aligned with episodes)."""
     rewards = rollout.rewards.mean(-1)  # [T, E]
@@ -393,6 +401,7 @@ def train(cfg: COMAConfig, progress: bool = True) -> TrainResult:
             critic_loss = update_critic(model, rollout, targets, critic_opt, cfg, generator)
             advantages = model.advantages(rollout.state, rollout.obs, rollout.actions, targets)
             entropy = update_actors(model, rollout, advantages, actor_opt, cfg)
+        start = resample_actions(model, start)  # the next rollout's first actions come from the updated policy
         if iteration % cfg.target_update_every == 0:
             model.target_critic.load_state_dict(model.critic.state_dict())
         result.frames += cfg.frames_per_iteration
