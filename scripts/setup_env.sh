@@ -66,6 +66,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
         || echo "[setup] torch==2.13.0 not available here; requirements.txt will choose a torch"
     "$venv/bin/python" -m pip install --quiet -r requirements.txt
     "$venv/bin/python" -m pip install --quiet --no-deps -e .
+    "$venv/bin/python" -m pip install --quiet "ray[rllib]==2.60.0"  # the [ray] extra, at the version the course is tested with
     # benchmarks/bench_mappo.py compares with BenchMARL (see benchmarks/requirements.txt for the --no-deps).
     "$venv/bin/python" -m pip install --quiet -r benchmarks/requirements.txt
     "$venv/bin/python" -m pip install --quiet --no-deps "benchmarl==1.5.2"

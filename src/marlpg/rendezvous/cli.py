@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 
+from marlpg.distributed import RayNotInstalled
+
 from . import report
 from .critics import CRITICS
 from .faithful import run_faithful
@@ -50,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="torch device: 'cpu', 'cuda', 'cuda:<index>' or 'auto' (torch backend only)")
     parser.add_argument("--faithful", action="store_true",
                         help="without --sweep: run Code 30.7.1's loops instead of the vectorized engine (slow, same numbers)")
+    parser.add_argument("--ray", action="store_true",
+                        help="with --sweep: run each number of agents as a Ray task, on a local Ray instance unless --ray-address is given (same numbers; needs pip install -e .[ray])")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR",
+                        help="with --ray: the Ray cluster to run on, e.g. 'auto' or 'ray://head:10001'")
     return parser
 
 
@@ -60,7 +66,7 @@ def main(argv=None) -> int:
     except DivergenceError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except ValueError as err:
+    except (ValueError, RayNotInstalled) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -70,6 +76,8 @@ def shared_options(args) -> dict:
 
 
 def run_single(args) -> int:
+    if args.ray or args.ray_address is not None:
+        raise ValueError("--ray and --ray-address spread the sweep's cells over Ray; add --sweep")
     agents, coupling = args.agents or [4], args.coupling or [1.0]
     if len(agents) != 1 or len(coupling) != 1:
         raise ValueError(f"give one --agents and one --coupling without --sweep, got agents={agents} coupling={coupling}")
@@ -102,13 +110,17 @@ def run_single(args) -> int:
 def run_sweep(args) -> int:
     if args.faithful:
         raise ValueError("--faithful is for the single experiment; the sweep always runs vectorized")
+    if args.ray_address is not None and not args.ray:
+        raise ValueError(f"--ray-address {args.ray_address!r} needs --ray")
     agents = args.agents or list(SWEEP_AGENTS)
     couplings = args.coupling or list(SWEEP_COUPLINGS)
     start = time.perf_counter()
-    sims = sweep(agents, couplings, CRITICS, backend=args.backend, device=args.device, **shared_options(args))
+    sims = sweep(agents, couplings, CRITICS, backend=args.backend, device=args.device, ray=args.ray,
+                 ray_address=args.ray_address, **shared_options(args))
     elapsed = time.perf_counter() - start
     print(report.sweep_table(cells(sims), CRITICS))
-    print(f"\n({len(agents) * len(couplings) * len(CRITICS)} cells x {args.seeds} seeds x {args.steps} steps in {elapsed:.2f} s)")
+    where = f", {len(agents)} Ray tasks" if args.ray else ""
+    print(f"\n({len(agents) * len(couplings) * len(CRITICS)} cells x {args.seeds} seeds x {args.steps} steps in {elapsed:.2f} s{where})")
     if any(sim.any_diverged for sim in sims):
         print("\nerror: some cells diverged (marked 'diverged'): the step is too large for them; "
               "use --step auto or a smaller step", file=sys.stderr)

@@ -27,18 +27,37 @@ class Cell:
         return None if top is None or bottom is None else top / bottom
 
 
-def sweep(agents=SWEEP_AGENTS, couplings=SWEEP_COUPLINGS, critics=CRITICS, **simulate_kwargs) -> list[Simulation]:
+def sweep(
+    agents=SWEEP_AGENTS, couplings=SWEEP_COUPLINGS, critics=CRITICS, *, ray: bool = False, ray_address: str | None = None,
+    **simulate_kwargs,
+) -> list[Simulation]:
     """One ``Simulation`` per number of agents, all couplings and critics inside it.
 
     Every cell reads the same random streams (seed s: ``default_rng(1000 + s)``), so the
     whole grid costs one draw of the longest stream. Keyword arguments go to ``simulate``.
+
+    With ``ray=True`` each number of agents is one Ray task (local instance, or the cluster at
+    ``ray_address``; see ``marlpg.distributed``). A task draws its own streams; since the n-agent
+    streams are a prefix of the longest one, the grid is the same number for number.
     """
     agents = tuple(agents)
     for n in agents:
         check_agents(n)
+    if ray or ray_address is not None:
+        from marlpg.distributed import run_jobs
+
+        device = simulate_kwargs.get("device")
+        gpus = 1 / len(agents) if device is not None and str(device).startswith("cuda") else 0
+        jobs = [(n, tuple(couplings), tuple(critics), simulate_kwargs) for n in agents]
+        return run_jobs(_simulate_job, jobs, ray=True, address=ray_address, gpus_per_job=round(gpus, 4))
     bank_args = {key: simulate_kwargs.pop(key) for key in ("batch", "steps", "seeds", "seed_offset") if key in simulate_kwargs}
     bank = NoiseBank(max(agents), **{"batch": 32, "steps": 400, "seeds": 30, **bank_args})
     return [simulate(n, couplings, critics, noise_bank=bank, **simulate_kwargs) for n in agents]
+
+
+def _simulate_job(job) -> Simulation:
+    n_agents, couplings, critics, simulate_kwargs = job
+    return simulate(n_agents, couplings, critics, **simulate_kwargs)
 
 
 def cells(simulations: list[Simulation]) -> list[Cell]:

@@ -1,0 +1,119 @@
+"""Independent jobs (seeds, sweep cells) run serially or as Ray tasks, with the same results.
+
+A multi-seed experiment is a list of jobs that share nothing: job i is ``fn(args_i)``. This
+module runs such a list either in a plain loop or as one Ray task per job, on a local Ray
+instance (``ray.init()`` on this machine, the default) or on a cluster (``address="ray://..."``
+or ``"auto"``), and returns the results in the order of the jobs.
+
+Why the two give the same numbers: every job seeds its own generators from its arguments and
+touches no global state of the caller, so where it runs cannot change what it computes. The one
+thing that can is the number of CPU threads a job's matrix products use (a different split of a
+sum rounds differently). Ray gives a task ``num_cpus`` threads; ``threads_per_job`` below pins the
+serial run to the same number, so both paths do the same arithmetic.
+
+Ray is an optional extra (``pip install -e .[ray]``) and is imported only when asked for.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Sequence
+
+from marlpg.core.threads import cpu_threads
+
+INSTALL_HINT = "pip install -e .[ray]"
+
+
+class RayNotInstalled(ImportError):
+    """Raised when the Ray path is asked for but ``ray`` cannot be imported."""
+
+
+def require_ray():
+    """The ``ray`` module, or a ``RayNotInstalled`` error that says how to install it."""
+    try:
+        import ray
+    except ImportError as error:
+        raise RayNotInstalled(f"Ray is not installed; the Ray path needs the optional extra: {INSTALL_HINT}") from error
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None):
+    """A connected Ray runtime for the block.
+
+    Reuses one that is already running (and leaves it running); otherwise starts a local
+    instance (``address=None``, with ``num_cpus`` CPUs, default all) or connects to the cluster
+    at ``address``, and shuts it down afterwards.
+    """
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    if address is not None and num_cpus is not None:
+        raise ValueError("num_cpus is for a local Ray instance; a cluster at an address brings its own CPUs")
+    options = dict(include_dashboard=False, configure_logging=True, logging_level="ERROR", log_to_driver=True)
+    if address is None:
+        ray.init(num_cpus=num_cpus, **options)
+    else:
+        ray.init(address=address, **options)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _pinned(fn: Callable, threads: int) -> Callable:
+    def run(args):
+        with cpu_threads(threads):
+            return fn(args)
+
+    run.__name__ = getattr(fn, "__name__", "job")
+    return run
+
+
+def run_jobs(
+    fn: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    *,
+    ray: bool = False,
+    address: str | None = None,
+    threads_per_job: int = 1,
+    gpus_per_job: float = 0,
+    num_cpus: int | None = None,
+) -> list:
+    """``[fn(job) for job in jobs]``, serially or as one Ray task per job, in the order of ``jobs``.
+
+    ``fn`` must be importable (a module-level function) so Ray's workers can load it.
+    ``threads_per_job`` is both the CPUs Ray reserves for a task and the torch threads the
+    job runs with on either path; ``gpus_per_job`` reserves GPUs (Ray path only). ``address``
+    and ``num_cpus`` choose the Ray runtime (see ``ray_session``).
+    """
+    if not isinstance(threads_per_job, int) or isinstance(threads_per_job, bool) or threads_per_job < 1:
+        raise ValueError(f"threads_per_job must be a positive integer; got {threads_per_job!r}")
+    if not gpus_per_job >= 0:
+        raise ValueError(f"gpus_per_job must be >= 0; got {gpus_per_job!r}")
+    if (address is not None or num_cpus is not None) and not ray:
+        raise ValueError("address and num_cpus choose a Ray runtime; pass ray=True to use one")
+    jobs = list(jobs)
+    pinned = _pinned(fn, threads_per_job)
+    if not ray:
+        return [pinned(job) for job in jobs]
+    with ray_session(address, num_cpus) as ray_module:
+        task = ray_module.remote(num_cpus=threads_per_job, num_gpus=gpus_per_job, max_retries=0)(pinned)
+        return ray_module.get([task.remote(job) for job in jobs])
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-4"`` (inclusive) -> a list of distinct non-negative seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"seeds must look like '0,1,2' or '0-4' (non-negative integers); got {text!r}")
+        seeds.extend(range(int(low), int(high) + 1) if dash else [int(low)])
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty list without repeats; got {text!r}")
+    return seeds
+
+
+__all__ = ["run_jobs", "ray_session", "require_ray", "RayNotInstalled", "parse_seeds", "INSTALL_HINT"]

@@ -1,0 +1,143 @@
+"""Ray path (marlpg.distributed): the same seeds give the same numbers as the serial loop.
+
+One local Ray instance (2 CPUs) serves the whole module: starting one costs several seconds.
+"""
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from marlpg import distributed
+from marlpg.distributed import RayNotInstalled, parse_seeds, require_ray, run_jobs
+from marlpg.mappo import MAPPOConfig, train_seeds
+from marlpg.mappo import main as mappo_main
+from marlpg.rendezvous.cli import main as rendezvous_main
+from marlpg.rendezvous.sweep import sweep
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e .[ray]); scripts/setup_env.sh installs it")
+
+TINY_MAPPO = dict(num_envs=8, rollout_steps=25, total_frames=2 * 8 * 25, eval_episodes=4, epochs=2, minibatches=4)
+SMALL_SWEEP = dict(batch=8, steps=30, seeds=3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=True, logging_level="ERROR")
+    # Ray's workers cannot import this test module; ship its helper functions by value instead.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    ray.shutdown()
+
+
+def square(x):
+    return x * x
+
+
+def torch_threads(_):
+    return torch.get_num_threads()
+
+
+def test_run_jobs_keeps_the_order_on_both_paths():
+    jobs = [3, 1, 4, 1, 5]
+    assert run_jobs(square, jobs) == run_jobs(square, jobs, ray=True) == [9, 1, 16, 1, 25]
+
+
+def test_threads_per_job_pins_torch_threads_on_both_paths():
+    assert run_jobs(torch_threads, [0], threads_per_job=1) == run_jobs(torch_threads, [0], ray=True) == [1]
+
+
+def test_rendezvous_sweep_on_ray_equals_the_serial_sweep():
+    serial = sweep((2, 3, 5), (0.5, 2.0), **SMALL_SWEEP)
+    remote = sweep((2, 3, 5), (0.5, 2.0), ray=True, **SMALL_SWEEP)
+    assert [s.n_agents for s in remote] == [2, 3, 5]
+    for a, b in zip(serial, remote):
+        np.testing.assert_array_equal(a.grad_variance, b.grad_variance)
+        np.testing.assert_array_equal(a.final_reward, b.final_reward)
+        np.testing.assert_array_equal(a.diverged, b.diverged)
+
+
+def test_rendezvous_cli_with_ray_prints_the_serial_table(capsys):
+    args = ["--sweep", "--agents", "2", "4", "--coupling", "1", "--seeds", "3", "--steps", "30"]
+    assert rendezvous_main(args) == 0
+    serial = capsys.readouterr().out.splitlines()
+    assert rendezvous_main(args + ["--ray"]) == 0
+    remote = capsys.readouterr().out.splitlines()
+    assert serial[:-1] == remote[:-1]  # the last line is the timing
+    assert "2 Ray tasks" in remote[-1]
+
+
+def test_mappo_seeds_on_ray_equal_the_serial_runs():
+    cfg = MAPPOConfig(**TINY_MAPPO)
+    serial = train_seeds(cfg, [0, 1])
+    remote = train_seeds(cfg, [0, 1], ray=True)
+    strip = lambda curve: [{k: v for k, v in row.items() if k != "seconds"} for row in curve]
+    for a, b in zip(serial, remote):
+        assert len(a.curve) == 2 and math.isfinite(a.eval_return)
+        assert strip(a.curve) == strip(b.curve)
+        assert a.eval_return == b.eval_return
+        for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+            assert torch.equal(p, q), name
+    assert serial[0].eval_return != serial[1].eval_return  # the seeds differ
+
+
+def test_mappo_cli_seeds_prints_one_line_per_seed_and_the_mean_last(tmp_path, capsys):
+    argv = ["--seeds", "0,1", "--ray", "--total-frames", "200", "--num-envs", "8", "--quiet", "--out", str(tmp_path)]
+    assert mappo_main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    per_seed = [float(line.rsplit("eval_return=", 1)[1]) for line in lines if line.startswith("seed=")]
+    assert len(per_seed) == 2
+    assert lines[-1].startswith("eval_return=")
+    assert float(lines[-1].split("=", 1)[1]) == pytest.approx(sum(per_seed) / 2, abs=1e-4)  # per-seed lines are rounded
+    assert (tmp_path / "seed0" / "curve.csv").exists() and (tmp_path / "seed1" / "actors.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--ray"], "give --seeds"),
+        (["--seeds", "0,1", "--ray-address", "auto"], "needs --ray"),
+        (["--seeds", "0,x"], "'0,x'"),
+        (["--seeds", "1,1"], "without repeats"),
+        (["--seeds", "0,1", "--seed", "3"], "not both"),
+    ],
+)
+def test_mappo_cli_bad_seed_flags(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        mappo_main(argv + ["--total-frames", "200", "--num-envs", "8", "--quiet", "--out", str(tmp_path)])
+    assert str(exit_info.value).startswith("error:") and message in str(exit_info.value)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--ray"], "add --sweep"), (["--sweep", "--ray-address", "auto"], "needs --ray")],
+)
+def test_rendezvous_cli_bad_ray_flags_exit_2(argv, message, capsys):
+    assert rendezvous_main(argv + ["--seeds", "2", "--steps", "5"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_parse_seeds():
+    assert parse_seeds("0,1,2") == [0, 1, 2]
+    assert parse_seeds("3-5, 9") == [3, 4, 5, 9]
+    for bad in ["", "a", "-1", "2,2", "1-"]:
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+
+
+def test_run_jobs_rejects_bad_input():
+    with pytest.raises(ValueError, match="threads_per_job"):
+        run_jobs(square, [1], threads_per_job=0)
+    with pytest.raises(ValueError, match="ray=True"):
+        run_jobs(square, [1], address="auto")
+
+
+def test_a_missing_ray_names_the_extra(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray looks like to import
+    with pytest.raises(RayNotInstalled, match=r"pip install -e \.\[ray\]"):
+        require_ray()
+    assert rendezvous_main(["--sweep", "--ray", "--agents", "2", "--seeds", "2", "--steps", "5"]) == 2
+    assert distributed.INSTALL_HINT in capsys.readouterr().err
