@@ -26,6 +26,8 @@ SMALL_SWEEP = dict(batch=8, steps=30, seeds=3)
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
+    if ray.is_initialized():  # left running by another module
+        ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=True, logging_level="ERROR")
     # Ray's workers cannot import this test module; ship its helper functions by value instead.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
