@@ -2,10 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +13,7 @@ import ray  # noqa: E402
 from ray.rllib.core.columns import Columns  # noqa: E402
 
 from marlpg.envs import make_env  # noqa: E402
-from marlpg.rllib_mappo import SHARED, RLlibMAPPOConfig, SpreadMultiAgentEnv, build_config, train  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-SRC = REPO / "src"
+from marlpg.rllib_mappo import SHARED, RLlibMAPPOConfig, SpreadMultiAgentEnv, build_config, main, train  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -88,15 +81,9 @@ def test_config_rejects_bad_values(field, value):
         RLlibMAPPOConfig(**{field: value})
 
 
-def run_cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    return subprocess.run([sys.executable, "-m", "marlpg.rllib_mappo", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=240)
-
-
-def test_cli_tiny_budget_and_bad_input():
-    out = run_cli("--total-frames", "200", "--frames-per-iteration", "200", "--quiet")
-    assert out.returncode == 0, out.stderr[-2000:]
-    last = out.stdout.strip().splitlines()[-1]
+def test_cli_tiny_budget_and_bad_input(capsys):
+    assert main(["--total-frames", "200", "--frames-per-iteration", "200", "--quiet"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("train_return=") and math.isfinite(float(last.split("=", 1)[1]))
-    out = run_cli("--total-frames", "0")
-    assert out.returncode != 0 and "error: total_frames must be a positive integer; got 0" in out.stderr
+    with pytest.raises(SystemExit, match="error: total_frames must be a positive integer; got 0"):
+        main(["--total-frames", "0"])
