@@ -19,7 +19,6 @@ from nbclient.exceptions import CellExecutionError
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-TIME_LIMIT_S = 300  # generous: each notebook takes well under a minute on 2 CPU cores
 
 
 def test_there_are_notebooks():
@@ -68,5 +67,6 @@ def test_notebook_runs_top_to_bottom(path, monkeypatch):
         if output.get("output_type") == "error"
     ]
     assert not errors, f"{path.name}: error outputs {[(e['ename'], e['evalue']) for e in errors]}"
-    assert elapsed < TIME_LIMIT_S, f"{path.name} took {elapsed:.0f} s (limit {TIME_LIMIT_S} s)"
+    # Speed is measured by the book build (scripts/build_book.sh reports each notebook's time), not asserted here:
+    # on a shared machine the same notebook can take ten times as long.
     print(f"{path.name}: {elapsed:.1f} s")
