@@ -46,6 +46,7 @@ from torch.distributions import Categorical
 from torch.nn import functional as F
 
 from marlpg.core.agents import one_hot_ids, with_agent_ids
+from marlpg.core.evaluation import deterministic_return
 from marlpg.core.networks import CategoricalActor, mlp
 from marlpg.core.normalizer import RunningNormalizer
 from marlpg.core.returns import td_lambda_targets
@@ -431,17 +432,9 @@ def train(cfg: COMAConfig, progress: bool = True) -> TrainResult:
     return result
 
 
-@torch.no_grad()
 def evaluate(model: COMA, env, episodes_seed: int) -> float:
     """Mean episode return per agent of the greedy policy: one episode in every copy of ``env``."""
-    obs, _ = env.reset(seed=episodes_seed)
-    total = torch.zeros(env.num_envs, env.spec.n_agents, device=env.device)
-    finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
-    while not bool(finished.all()):
-        obs, _, reward, done = env.step(model.act_deterministic(obs))
-        total += reward * (~finished).unsqueeze(-1)
-        finished |= done
-    return total.mean().item()
+    return deterministic_return(model.act_deterministic, env, episodes_seed)
 
 
 def episodes_to_optimum(result: TrainResult, fraction: float = 0.9) -> int | None:

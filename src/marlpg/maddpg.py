@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from marlpg.core.agents import with_agent_ids
+from marlpg.core.evaluation import gap_closed
 from marlpg.core.networks import mlp
 from marlpg.core.replay import ReplayBuffer
 from marlpg.core.runlog import progress_bar, write_curve
@@ -349,12 +350,6 @@ def reference_for(cfg: MADDPGConfig) -> tuple[float, float] | None:
 
     with cpu_threads(1):
         return tuple(reference_returns(cfg.env, n_agents=cfg.n_agents, continuous=cfg.continuous))
-
-
-def gap_closed(value: float, reference: tuple[float, float] | None) -> float | None:
-    if reference is None or value != value:
-        return None
-    return (value - reference[0]) / (reference[1] - reference[0])
 
 
 def train(

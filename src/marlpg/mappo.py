@@ -31,6 +31,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from marlpg.core.agents import with_agent_ids
+from marlpg.core.evaluation import deterministic_return, gap_closed
 from marlpg.core.gae import gae
 from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_prob, mlp
 from marlpg.core.normalizer import RunningNormalizer
@@ -290,19 +291,9 @@ def update(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generat
     return dict(zip(("policy_loss", "entropy", "value_loss"), stats.tolist()))
 
 
-@torch.no_grad()
 def evaluate(model: MAPPO, env, episodes_seed: int) -> float:
     """Mean episode return per agent of the deterministic policy: one episode in every copy of ``env``."""
-    with torch.random.fork_rng(devices=[env.device] if env.device.type == "cuda" else []):
-        torch.manual_seed(episodes_seed)
-        obs, _ = env.reset(seed=episodes_seed)
-        total = torch.zeros(env.num_envs, env.spec.n_agents, device=env.device)
-        finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
-        while not bool(finished.all()):
-            obs, _, reward, done = env.step(model.act_deterministic(obs))
-            total += reward * (~finished).unsqueeze(-1)
-            finished |= done
-    return total.mean().item()
+    return deterministic_return(model.act_deterministic, env, episodes_seed)
 
 
 def make_envs(cfg: MAPPOConfig, device: torch.device):
@@ -322,14 +313,6 @@ def reference_for(cfg: MAPPOConfig) -> tuple[float, float] | None:
         return reference_returns(cfg.env, n_agents=cfg.n_agents, continuous=cfg.continuous)
     except (ValueError, NotImplementedError):
         return None
-
-
-def gap_closed(value: float, reference: tuple[float, float] | None) -> float | None:
-    """Fraction of the gap from the random to the scripted return that ``value`` closes."""
-    if reference is None or value != value:
-        return None
-    random_return, scripted_return = reference
-    return (value - random_return) / (scripted_return - random_return)
 
 
 def train(
