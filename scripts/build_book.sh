@@ -32,8 +32,14 @@ if [ "$status" -ne 0 ]; then
 fi
 echo
 echo "[book] execution time of each notebook (limit: 180 s on a CPU; also in the book's build report):"
-# Fails the command if a notebook took longer than the limit or was not executed.
-.venv/bin/python scripts/notebook_times.py --cache _build/.jupyter_cache --limit 180
+# The limit is the course's budget on a 2-core CPU. A slower or busier machine can exceed it with nothing
+# wrong, so by default an excess is reported, not fatal; MARLPG_STRICT_TIMES=1 makes it fail the command.
+if ! .venv/bin/python scripts/notebook_times.py --cache _build/.jupyter_cache --limit 180; then
+    if [ "${MARLPG_STRICT_TIMES:-0}" = 1 ]; then
+        exit 1
+    fi
+    echo "[book] warning: a notebook exceeded 180 s or was not executed (see above); MARLPG_STRICT_TIMES=1 makes this fatal" >&2
+fi
 echo "[book] built in $elapsed s"
 echo "[book] open: $repo_root/_build/html/index.html"
 echo "[book] student edition (no solutions, no hidden tests): bash scripts/build_student_edition.sh"
