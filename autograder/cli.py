@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .grading import Settings, default_jobs, grade_all, write_outputs
+from .grading import Settings, default_jobs, grade_all, ray_map, write_outputs
 from .rebuild import load_assignments
 from .sandbox import Limits, check_bwrap
 from .submissions import collect
@@ -28,6 +28,10 @@ def parser() -> argparse.ArgumentParser:
                    help="instructor source notebooks, <source>/<assignment>/<assignment>.ipynb (default: solutions/)")
     g.add_argument("--assignments", nargs="+", help="grade only these assignments (default: all in --source)")
     g.add_argument("--jobs", type=int, default=default_jobs(), help="submissions graded at once (default: all cores)")
+    g.add_argument("--ray", action="store_true",
+                   help="grade each submission as a Ray task: a local Ray instance with --jobs CPUs, or the "
+                        "cluster at --ray-address (every node sandboxes as a local run does)")
+    g.add_argument("--ray-address", default=None, help="address of a running Ray cluster (implies --ray)")
     g.add_argument("--timeout", type=float, default=60, help="seconds per cell (default 60)")
     g.add_argument("--total-timeout", type=float, default=600, help="seconds per notebook (default 600)")
     g.add_argument("--memory", type=int, default=4096, help="address-space limit per kernel in MB (default 4096)")
@@ -38,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def grade(args) -> int:
+    if args.jobs < 1:
+        print(f"error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
+        return 2
     problem = check_bwrap()
     if problem and not args.unsafe_no_sandbox:
         print(f"Refusing to grade: the sandbox does not work here: {problem}.\n"
@@ -57,10 +64,12 @@ def grade(args) -> int:
     settings = Settings(cell_timeout=args.timeout, total_timeout=args.total_timeout, limits=limits,
                         sandboxed=not args.unsafe_no_sandbox)
     start = time.monotonic()
-    results, failed = grade_all(submissions, assignments, settings, max(1, args.jobs))
+    mapper = ray_map(args.ray_address, args.jobs) if (args.ray or args.ray_address) else None
+    results, failed = grade_all(submissions, assignments, settings, args.jobs, mapper=mapper)
     write_outputs(results, args.out, unplaced, failed)
     seconds = time.monotonic() - start
-    print(f"Graded {len(results)} submission(s) in {seconds:.1f} s with {args.jobs} job(s); see {args.out}/grades.csv")
+    where = f"on Ray ({args.ray_address or 'local instance'})" if mapper else f"with {args.jobs} job(s)"
+    print(f"Graded {len(results)} submission(s) in {seconds:.1f} s {where}; see {args.out}/grades.csv")
     return 1 if failed else 0
 
 

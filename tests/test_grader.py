@@ -227,6 +227,28 @@ def test_grades_do_not_depend_on_jobs(graded, graded_one_job):
     assert pick(graded) == pick(graded_one_job)
 
 
+@pytest.fixture(scope="module")
+def graded_on_ray(class_dir):
+    out = class_dir / "out_ray"
+    result = run_grader(class_dir / "course", out, "--ray", "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    assert "on Ray (local instance)" in result.stdout
+    return read_grades(out)
+
+
+@needs_bwrap
+def test_grades_on_ray_equal_the_local_run(graded, graded_on_ray):
+    # One submission per Ray task, each still in its sandbox: the hostile class grades exactly as locally.
+    pick = lambda rows: {s: (r["score"], r["status"], r["details"]) for s, r in rows.items()}  # noqa: E731
+    assert pick(graded_on_ray) == pick(graded)
+
+
+def test_jobs_below_one_is_refused(assignment, tmp_path):
+    result = run_grader(tmp_path, tmp_path / "out", "--jobs", "0")
+    assert result.returncode == 2
+    assert "--jobs must be at least 1, got 0" in result.stderr
+
+
 @needs_bwrap
 def test_nothing_written_outside_the_sandbox(graded, class_dir):
     assert not (REPO / "pwned.txt").exists()
