@@ -11,6 +11,18 @@ from __future__ import annotations
 import torch
 
 
+def continuation_mask(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
+    """1 - d_t, broadcast to the rewards' shape, after checking the arguments every backward recursion shares."""
+    if not 0.0 <= gamma <= 1.0 or not 0.0 <= lam <= 1.0:
+        raise ValueError(f"gamma and lambda must lie in [0, 1]; got gamma={gamma!r}, lambda={lam!r}")
+    if values.shape != rewards.shape:
+        raise ValueError(f"values {tuple(values.shape)} must match rewards {tuple(rewards.shape)}")
+    not_done = 1.0 - dones.to(rewards.dtype)
+    while not_done.dim() < rewards.dim():
+        not_done = not_done.unsqueeze(-1)
+    return not_done
+
+
 def gae(
     rewards: torch.Tensor,
     values: torch.Tensor,
@@ -25,13 +37,7 @@ def gae(
     last_value: ``[...]``, the value of the state after the last step. Returns (advantages,
     targets), both shaped like ``rewards``.
     """
-    if not 0.0 <= gamma <= 1.0 or not 0.0 <= lam <= 1.0:
-        raise ValueError(f"gamma and lambda must lie in [0, 1]; got gamma={gamma!r}, lambda={lam!r}")
-    if values.shape != rewards.shape:
-        raise ValueError(f"values {tuple(values.shape)} must match rewards {tuple(rewards.shape)}")
-    not_done = 1.0 - dones.to(rewards.dtype)
-    while not_done.dim() < rewards.dim():
-        not_done = not_done.unsqueeze(-1)
+    not_done = continuation_mask(rewards, values, dones, gamma, lam)
     advantages = torch.empty_like(rewards)
     running = torch.zeros_like(last_value)
     next_value = last_value

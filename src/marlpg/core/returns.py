@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from marlpg.core.gae import continuation_mask
+
 
 def td_lambda_targets(
     rewards: torch.Tensor,
@@ -31,13 +33,7 @@ def td_lambda_targets(
     dones: ``[T, ...]`` broadcastable to them (bool or 0/1); last_value: ``[...]``, v_T for the
     step after the rollout. Returns the targets, shaped like ``rewards``.
     """
-    if not 0.0 <= gamma <= 1.0 or not 0.0 <= lam <= 1.0:
-        raise ValueError(f"gamma and lambda must lie in [0, 1]; got gamma={gamma!r}, lambda={lam!r}")
-    if values.shape != rewards.shape:
-        raise ValueError(f"values {tuple(values.shape)} must match rewards {tuple(rewards.shape)}")
-    not_done = 1.0 - dones.to(rewards.dtype)
-    while not_done.dim() < rewards.dim():
-        not_done = not_done.unsqueeze(-1)
+    not_done = continuation_mask(rewards, values, dones, gamma, lam)
     targets = torch.empty_like(rewards)
     next_return, next_value = last_value, last_value
     for t in reversed(range(rewards.shape[0])):
