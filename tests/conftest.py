@@ -1,4 +1,4 @@
-"""Shared fixtures for the marlpg.rendezvous tests.
+"""Shared fixtures: the marlpg.rendezvous grids, its command line, and a Ray cluster.
 
 The expensive results (the full Exercise 30.7.2 grid at two step rules) are computed
 once per session; everything else builds its own small configuration.
@@ -76,3 +76,14 @@ def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """``(address, env)`` of a one-node Ray cluster started with ``ray start --head`` (see tests/ray_cluster.py)."""
+    pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e .[ray]); scripts/setup_env.sh installs it")
+    from ray_cluster import ray_head
+
+    with ray_head(tmp_path_factory.mktemp("ray_cluster")) as (address, env):
+        env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        yield address, env

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from marlpg import distributed
+from marlpg import coma, distributed, maddpg
 from marlpg.distributed import RayNotInstalled, parse_seeds, require_ray, run_jobs
 from marlpg.mappo import MAPPOConfig, train_seeds
 from marlpg.mappo import main as mappo_main
@@ -33,6 +33,11 @@ def local_ray():
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield
     ray.shutdown()
+
+
+def without_clock(curve: list[dict]) -> list[dict]:
+    """A learning curve without its wall-clock column, as text so that NaN (no update yet) equals NaN."""
+    return [{key: repr(value) for key, value in row.items() if key != "seconds"} for row in curve]
 
 
 def square(x):
@@ -76,14 +81,44 @@ def test_mappo_seeds_on_ray_equal_the_serial_runs():
     cfg = MAPPOConfig(**TINY_MAPPO)
     serial = train_seeds(cfg, [0, 1])
     remote = train_seeds(cfg, [0, 1], ray=True)
-    strip = lambda curve: [{k: v for k, v in row.items() if k != "seconds"} for row in curve]
     for a, b in zip(serial, remote):
         assert len(a.curve) == 2 and math.isfinite(a.eval_return)
-        assert strip(a.curve) == strip(b.curve)
+        assert without_clock(a.curve) == without_clock(b.curve)
         assert a.eval_return == b.eval_return
         for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
             assert torch.equal(p, q), name
     assert serial[0].eval_return != serial[1].eval_return  # the seeds differ
+
+
+@pytest.mark.parametrize(
+    "train_seeds_of, cfg",
+    [
+        (maddpg.train_seeds, maddpg.MADDPGConfig.for_env("pricing", total_frames=2_000, warmup_frames=500)),
+        (coma.train_seeds, coma.COMAConfig(env="credit", total_frames=600)),
+    ],
+    ids=["maddpg", "coma"],
+)
+def test_maddpg_and_coma_seeds_on_ray_equal_the_serial_runs(train_seeds_of, cfg):
+    serial = train_seeds_of(cfg, [0, 1])
+    remote = train_seeds_of(cfg, [0, 1], ray=True)
+    for seed, a, b in zip([0, 1], serial, remote):
+        assert a.config.seed == b.config.seed == seed
+        assert len(a.curve) > 1 and without_clock(a.curve) == without_clock(b.curve)
+        assert a.eval_return == b.eval_return
+        for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+            assert torch.equal(p, q), name
+    assert without_clock(serial[0].curve) != without_clock(serial[1].curve)  # the seeds differ
+
+
+@pytest.mark.parametrize("main", [maddpg.main, coma.main], ids=["maddpg", "coma"])
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--ray"], "give --seeds"), (["--seeds", "0,1", "--ray-address", "auto"], "needs --ray"), (["--seeds", "2-1"], "low to high")],
+)
+def test_maddpg_and_coma_cli_bad_seed_flags(main, argv, message, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--total-frames", "200", "--quiet", "--out", str(tmp_path)])
+    assert str(exit_info.value).startswith("error:") and message in str(exit_info.value)
 
 
 def test_mappo_cli_seeds_prints_one_line_per_seed_and_the_mean_last(tmp_path, capsys):
@@ -125,7 +160,7 @@ def test_rendezvous_cli_bad_ray_flags_exit_2(argv, message, capsys):
 def test_parse_seeds():
     assert parse_seeds("0,1,2") == [0, 1, 2]
     assert parse_seeds("3-5, 9") == [3, 4, 5, 9]
-    for bad in ["", "a", "-1", "2,2", "1-"]:
+    for bad in ["", "a", "-1", "2,2", "1-", "3-2"]:
         with pytest.raises(ValueError):
             parse_seeds(bad)
 

@@ -132,10 +132,10 @@ def class_dir(assignment, tmp_path_factory):
     return tmp
 
 
-def run_grader(submissions_path: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_grader(submissions_path: Path, out: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "autograder", "grade", "--submissions", str(submissions_path), "--out", str(out),
            "--source", str(FIXTURE), *FAST, *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
 
 
 def read_grades(out: Path) -> dict:
@@ -241,6 +241,22 @@ def test_grades_on_ray_equal_the_local_run(graded, graded_on_ray):
     # One submission per Ray task, each still in its sandbox: the hostile class grades exactly as locally.
     pick = lambda rows: {s: (r["score"], r["status"], r["details"]) for s, r in rows.items()}  # noqa: E731
     assert pick(graded_on_ray) == pick(graded)
+
+
+@pytest.fixture(scope="module")
+def graded_on_cluster(class_dir, ray_cluster):
+    address, env = ray_cluster  # a head started with `ray start --head`, joined by address
+    out = class_dir / "out_cluster"
+    result = run_grader(class_dir / "course", out, "--ray-address", address, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"on Ray ({address})" in result.stdout
+    return read_grades(out)
+
+
+@needs_bwrap
+def test_grades_on_a_ray_cluster_equal_the_local_run(graded, graded_on_cluster):
+    pick = lambda rows: {s: (r["score"], r["status"], r["details"]) for s, r in rows.items()}  # noqa: E731
+    assert pick(graded_on_cluster) == pick(graded)
 
 
 def test_jobs_below_one_is_refused(assignment, tmp_path):

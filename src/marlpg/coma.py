@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -45,6 +46,7 @@ from torch import nn
 from torch.distributions import Categorical
 from torch.nn import functional as F
 
+from marlpg import distributed
 from marlpg.core.agents import one_hot_ids, with_agent_ids
 from marlpg.core.evaluation import deterministic_return
 from marlpg.core.networks import CategoricalActor, mlp
@@ -432,6 +434,22 @@ def train(cfg: COMAConfig, progress: bool = True) -> TrainResult:
     return result
 
 
+def _train_quietly(cfg: COMAConfig) -> TrainResult:
+    return train(cfg, progress=False)
+
+
+def train_seeds(
+    cfg: COMAConfig, seeds, *, ray: bool = False, ray_address: str | None = None, threads_per_seed: int = 1
+) -> list[TrainResult]:
+    """One run of ``train`` per seed, in the order of ``seeds``: in a loop, or as Ray tasks.
+
+    The Ray results equal the serial ones exactly (see ``marlpg.distributed.train_seeds``).
+    """
+    return distributed.train_seeds(
+        _train_quietly, cfg, seeds, ray=ray, address=ray_address, threads_per_seed=threads_per_seed
+    )
+
+
 def evaluate(model: COMA, env, episodes_seed: int) -> float:
     """Mean episode return per agent of the greedy policy: one episode in every copy of ``env``."""
     return deterministic_return(model.act_deterministic, env, episodes_seed)
@@ -501,7 +519,7 @@ def parse_args(argv=None) -> tuple[COMAConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="python -m marlpg.coma", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default=COMAConfig.env, help="credit, climbing or backend:scenario (e.g. vmas:simple_spread)")
     parser.add_argument("--baseline", default=COMAConfig.baseline, help=f"one of {BASELINES}")
-    parser.add_argument("--seed", type=int, default=0)
+    distributed.add_seed_arguments(parser)
     parser.add_argument("--total-frames", type=int, default=None, help="environment steps (all agents); default by env")
     parser.add_argument("--n-agents", type=int, default=None)
     parser.add_argument("--k-relevant", type=int, default=None, help="credit game: how many agents matter")
@@ -513,6 +531,7 @@ def parse_args(argv=None) -> tuple[COMAConfig, argparse.Namespace]:
     parser.add_argument("--out", default="runs/coma", help="folder for curve.csv")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    args.seed_list = distributed.seeds_from_args(args)
     cfg = COMAConfig(
         env=args.env, baseline=args.baseline, seed=args.seed, total_frames=args.total_frames, n_agents=args.n_agents,
         k_relevant=args.k_relevant, num_envs=args.num_envs, actor_lr=args.actor_lr, critic_lr=args.critic_lr,
@@ -524,6 +543,8 @@ def parse_args(argv=None) -> tuple[COMAConfig, argparse.Namespace]:
 def main(argv=None) -> int:
     try:
         cfg, args = parse_args(argv)
+        if args.seed_list is not None:
+            return main_seeds(cfg, args)
         result = train(cfg, progress=not args.quiet)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
@@ -531,11 +552,35 @@ def main(argv=None) -> int:
     print(f"curve={curve}")
     print(f"frames={result.frames} seconds={result.seconds:.1f} fps={result.frames / result.seconds:.0f}")
     if result.optimum is not None:
-        reached = episodes_to_optimum(result)
-        print(f"episodes_to_optimum={reached if reached is not None else 'never'}")
+        print(f"episodes_to_optimum={_episodes_text(result)}")
         print(f"optimum={result.optimum:.4f}")
     print(f"eval_return={result.eval_return:.4f}")
     return 0
+
+
+def main_seeds(cfg: COMAConfig, args: argparse.Namespace) -> int:
+    """``--seeds``: one run per seed (a folder each under --out), one line per seed, the mean last."""
+    seeds = args.seed_list
+    try:
+        results = train_seeds(cfg, seeds, ray=args.ray, ray_address=args.ray_address)
+    except distributed.RayNotInstalled as error:
+        raise SystemExit(f"error: {error}") from None
+    print(distributed.where_seeds_ran(len(seeds), args.ray, args.ray_address), file=sys.stderr)
+    for seed, result in zip(seeds, results):
+        write_curve(f"{args.out}/seed{seed}/curve.csv", result.curve)
+        line = f"seed={seed} frames={result.frames} seconds={result.seconds:.1f}"
+        if result.optimum is not None:
+            line += f" episodes_to_optimum={_episodes_text(result)}"
+        print(f"{line} eval_return={result.eval_return:.4f}")
+    if results[0].optimum is not None:
+        print(f"optimum={results[0].optimum:.4f}")
+    print(f"eval_return={sum(result.eval_return for result in results) / len(results):.4f}")
+    return 0
+
+
+def _episodes_text(result: TrainResult) -> str:
+    reached = episodes_to_optimum(result)
+    return "never" if reached is None else str(reached)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,12 @@ Ray is an optional extra (``pip install -e .[ray]``) and is imported only when a
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from contextlib import contextmanager
 from typing import Any, Callable, Sequence
 
+from marlpg.core.seeding import resolve_device
 from marlpg.core.threads import cpu_threads
 
 INSTALL_HINT = "pip install -e .[ray]"
@@ -102,6 +105,61 @@ def run_jobs(
         return ray_module.get([task.remote(job) for job in jobs])
 
 
+def train_seeds(
+    train: Callable[[Any], Any],
+    cfg,
+    seeds: Sequence[int],
+    *,
+    ray: bool = False,
+    address: str | None = None,
+    threads_per_seed: int = 1,
+) -> list:
+    """``[train(cfg with seed=s) for s in seeds]``, in a loop or as one Ray task per seed.
+
+    ``cfg`` is an algorithm's config dataclass (it has ``seed``, ``device`` and
+    ``update_threads``); ``train`` is a module-level function of the config alone that trains
+    quietly. Every run gets ``threads_per_seed`` CPU threads on both paths, so the Ray results
+    equal the serial ones exactly. Runs on CUDA split the GPUs Ray sees between them.
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    configs = [dataclasses.replace(cfg, seed=seed, update_threads=threads_per_seed) for seed in seeds]
+    gpus = round(1 / len(seeds), 4) if resolve_device(cfg.device).type == "cuda" else 0
+    return run_jobs(train, configs, ray=ray, address=address, threads_per_job=threads_per_seed, gpus_per_job=gpus)
+
+
+# --- the command line of the algorithms: --seeds, --ray, --ray-address ----------------------------------
+
+
+def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--seed`` and the multi-seed flags, the same for every algorithm's command line."""
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2 or 0-4: one run each, one line each, the mean last")
+    parser.add_argument("--ray", action="store_true", help=f"with --seeds: run the seeds as Ray tasks ({INSTALL_HINT})")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR", help="with --ray: a Ray cluster ('auto', 'ray://head:10001'); default: a local instance")
+
+
+def seeds_from_args(args: argparse.Namespace) -> list[int] | None:
+    """The seeds of ``--seeds`` (None for a single run), or a ValueError naming the flags that clash."""
+    if args.ray and args.seeds is None:
+        raise ValueError("--ray runs the seeds of --seeds as Ray tasks; give --seeds")
+    if args.ray_address is not None and not args.ray:
+        raise ValueError(f"--ray-address {args.ray_address!r} needs --ray")
+    if args.seeds is None:
+        return None
+    if args.seed != 0:
+        raise ValueError(f"give --seed or --seeds, not both (got --seed {args.seed} and --seeds {args.seeds!r})")
+    return parse_seeds(args.seeds)
+
+
+def where_seeds_ran(count: int, ray: bool, address: str | None) -> str:
+    """One line for a multi-seed command's standard error: how its seeds ran."""
+    if not ray:
+        return f"{count} seed(s) in this process, one after another"
+    return f"{count} seed(s) as Ray tasks on " + (f"the cluster at {address}" if address else "a local Ray instance")
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0,1,2"`` or ``"0-4"`` (inclusive) -> a list of distinct non-negative seeds."""
     seeds: list[int] = []
@@ -110,10 +168,15 @@ def parse_seeds(text: str) -> list[int]:
         low, dash, high = part.partition("-")
         if not low.isdigit() or (dash and not high.isdigit()):
             raise ValueError(f"seeds must look like '0,1,2' or '0-4' (non-negative integers); got {text!r}")
+        if dash and int(high) < int(low):
+            raise ValueError(f"a range of seeds runs from low to high, e.g. '0-4'; got {part!r} in {text!r}")
         seeds.extend(range(int(low), int(high) + 1) if dash else [int(low)])
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be a non-empty list without repeats; got {text!r}")
     return seeds
 
 
-__all__ = ["run_jobs", "ray_session", "require_ray", "RayNotInstalled", "parse_seeds", "INSTALL_HINT"]
+__all__ = [
+    "run_jobs", "train_seeds", "ray_session", "require_ray", "RayNotInstalled", "parse_seeds", "add_seed_arguments",
+    "seeds_from_args", "where_seeds_ran", "INSTALL_HINT",
+]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from marlpg import distributed
 from marlpg.core.agents import with_agent_ids
 from marlpg.core.evaluation import gap_closed
 from marlpg.core.networks import mlp
@@ -434,6 +436,26 @@ def train(
     return result
 
 
+def _train_quietly(cfg: MADDPGConfig) -> TrainResult:
+    return train(cfg, progress=False, with_reference=False)
+
+
+def train_seeds(
+    cfg: MADDPGConfig, seeds, *, ray: bool = False, ray_address: str | None = None, threads_per_seed: int = 1
+) -> list[TrainResult]:
+    """One run of ``train`` per seed, in the order of ``seeds``: in a loop, or as Ray tasks.
+
+    The Ray results equal the serial ones exactly (see ``marlpg.distributed.train_seeds``).
+    """
+    results = distributed.train_seeds(
+        _train_quietly, cfg, seeds, ray=ray, address=ray_address, threads_per_seed=threads_per_seed
+    )
+    reference = reference_for(cfg)
+    for result in results:
+        result.reference = reference
+    return results
+
+
 def nash_distance(prices, nash) -> float:
     """The largest relative distance of a seller's price from its Nash price."""
     return max(abs(p - q) / abs(q) for p, q in zip(prices, nash))
@@ -446,7 +468,7 @@ def parse_args(argv=None) -> tuple[MADDPGConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="python -m marlpg.maddpg", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="pricing", help=f"one of {ENVS}")
     parser.add_argument("--total-frames", type=int, default=None, help="environment steps (all agents) to train for")
-    parser.add_argument("--seed", type=int, default=0)
+    distributed.add_seed_arguments(parser)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--iddpg", action="store_true", help="critics on each agent's own observation and action (the IDDPG ablation)")
     parser.add_argument("--no-share", action="store_true", help="one actor and one critic per agent instead of shared ones")
@@ -459,6 +481,7 @@ def parse_args(argv=None) -> tuple[MADDPGConfig, argparse.Namespace]:
     args = parser.parse_args(argv)
     if args.env not in ENVS:
         raise ValueError(f"--env {args.env!r} is not one of {ENVS}")
+    args.seed_list = distributed.seeds_from_args(args)
     given = {
         "total_frames": args.total_frames, "n_agents": args.n_agents, "num_envs": args.num_envs, "horizon": args.horizon,
     }
@@ -475,6 +498,8 @@ def parse_args(argv=None) -> tuple[MADDPGConfig, argparse.Namespace]:
 def main(argv=None) -> int:
     try:
         cfg, args = parse_args(argv)
+        if args.seed_list is not None:
+            return main_seeds(cfg, args)
         result = train(cfg, progress=not args.quiet)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
@@ -490,6 +515,31 @@ def main(argv=None) -> int:
         print(f"prices={[round(p, 4) for p in result.eval_prices]}")
         print(f"nash={[round(p, 4) for p in result.nash_prices]}")
     print(f"eval_return={result.eval_return:.4f}")
+    return 0
+
+
+def main_seeds(cfg: MADDPGConfig, args: argparse.Namespace) -> int:
+    """``--seeds``: one run per seed (a folder each under --out), one line per seed, the mean last."""
+    seeds = args.seed_list
+    try:
+        results = train_seeds(cfg, seeds, ray=args.ray, ray_address=args.ray_address)
+    except distributed.RayNotInstalled as error:
+        raise SystemExit(f"error: {error}") from None
+    print(distributed.where_seeds_ran(len(seeds), args.ray, args.ray_address), file=sys.stderr)
+    for seed, result in zip(seeds, results):
+        write_curve(Path(args.out) / f"seed{seed}" / "curve.csv", result.curve)
+        line = f"seed={seed} frames={result.frames} seconds={result.seconds:.1f}"
+        if result.eval_prices is not None:
+            line += f" prices={[round(p, 4) for p in result.eval_prices]}"
+            line += f" nash_distance={nash_distance(result.eval_prices, result.nash_prices):.4f}"
+        print(f"{line} eval_return={result.eval_return:.4f}")
+    mean = sum(result.eval_return for result in results) / len(results)
+    if results[0].reference is not None:
+        print(f"gap_closed={gap_closed(mean, results[0].reference):.4f}")
+    if results[0].nash_prices is not None:
+        print(f"nash={[round(p, 4) for p in results[0].nash_prices]}")
+        print(f"worst_nash_distance={max(nash_distance(r.eval_prices, r.nash_prices) for r in results):.4f}")
+    print(f"eval_return={mean:.4f}")
     return 0
 
 

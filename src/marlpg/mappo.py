@@ -21,8 +21,9 @@ Run ``python -m marlpg.mappo --help`` for the command line.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Normal
 
+from marlpg import distributed
 from marlpg.core.agents import with_agent_ids
 from marlpg.core.evaluation import deterministic_return, gap_closed
 from marlpg.core.gae import gae
@@ -378,18 +380,10 @@ def train_seeds(
 ) -> list[TrainResult]:
     """One run of ``train`` per seed, in the order of ``seeds``: in a loop, or as Ray tasks.
 
-    Every run uses ``threads_per_seed`` CPU threads on both paths, so the Ray results equal the
-    serial ones exactly (see ``marlpg.distributed``). Runs on CUDA share the GPUs Ray sees.
+    The Ray results equal the serial ones exactly (see ``marlpg.distributed.train_seeds``).
     """
-    from marlpg.distributed import run_jobs
-
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
-    configs = [replace(cfg, seed=seed, update_threads=threads_per_seed) for seed in seeds]
-    gpus = round(1 / len(seeds), 4) if resolve_device(cfg.device).type == "cuda" else 0
-    results = run_jobs(
-        _train_quietly, configs, ray=ray, address=ray_address, threads_per_job=threads_per_seed, gpus_per_job=gpus
+    results = distributed.train_seeds(
+        _train_quietly, cfg, seeds, ray=ray, address=ray_address, threads_per_seed=threads_per_seed
     )
     with cpu_threads(1):
         reference = reference_for(cfg)
@@ -451,10 +445,7 @@ def parse_args(argv=None) -> tuple[MAPPOConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="python -m marlpg.mappo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default=MAPPOConfig.env, help="backend:scenario, e.g. vmas:simple_spread or mpe2:simple_spread_v3")
     parser.add_argument("--total-frames", type=int, default=DEFAULT_FRAMES, help="environment steps (all agents) to train for")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2 or 0-4: one run each, one line each, the mean last")
-    parser.add_argument("--ray", action="store_true", help="with --seeds: run the seeds as Ray tasks (pip install -e .[ray])")
-    parser.add_argument("--ray-address", default=None, metavar="ADDR", help="with --ray: a Ray cluster ('auto', 'ray://head:10001'); default: a local instance")
+    distributed.add_seed_arguments(parser)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--ippo", action="store_true", help="critic on each agent's own observation (the IPPO ablation)")
     parser.add_argument("--no-share", action="store_true", help="one actor per agent instead of one shared actor")
@@ -465,12 +456,7 @@ def parse_args(argv=None) -> tuple[MAPPOConfig, argparse.Namespace]:
     parser.add_argument("--out", default="runs/mappo", help="folder for curve.csv and actors.pt")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    if args.ray and args.seeds is None:
-        raise ValueError("--ray runs the seeds of --seeds as Ray tasks; give --seeds")
-    if args.ray_address is not None and not args.ray:
-        raise ValueError(f"--ray-address {args.ray_address!r} needs --ray")
-    if args.seeds is not None and args.seed != 0:
-        raise ValueError(f"give --seed or --seeds, not both (got --seed {args.seed} and --seeds {args.seeds!r})")
+    args.seed_list = distributed.seeds_from_args(args)
     cfg = MAPPOConfig(
         env=args.env, total_frames=args.total_frames, seed=args.seed, device=args.device, ippo=args.ippo,
         share=not args.no_share, continuous=args.continuous, n_agents=args.n_agents, num_envs=args.num_envs, lr=args.lr,
@@ -481,7 +467,7 @@ def parse_args(argv=None) -> tuple[MAPPOConfig, argparse.Namespace]:
 def main(argv=None) -> int:
     try:
         cfg, args = parse_args(argv)
-        if args.seeds is not None:
+        if args.seed_list is not None:
             return main_seeds(cfg, args)
         result = train(cfg, progress=not args.quiet)
     except ValueError as error:
@@ -502,13 +488,12 @@ def main(argv=None) -> int:
 
 def main_seeds(cfg: MAPPOConfig, args: argparse.Namespace) -> int:
     """``--seeds``: one run per seed (a folder each under --out), one line per seed, the mean last."""
-    from marlpg.distributed import RayNotInstalled, parse_seeds
-
-    seeds = parse_seeds(args.seeds)
+    seeds = args.seed_list
     try:
         results = train_seeds(cfg, seeds, ray=args.ray, ray_address=args.ray_address)
-    except RayNotInstalled as error:
+    except distributed.RayNotInstalled as error:
         raise SystemExit(f"error: {error}") from None
+    print(distributed.where_seeds_ran(len(seeds), args.ray, args.ray_address), file=sys.stderr)
     for seed, result in zip(seeds, results):
         curve = write_curve(Path(args.out) / f"seed{seed}" / "curve.csv", result.curve)
         save_actors(result.model, curve.parent / "actors.pt")
