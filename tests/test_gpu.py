@@ -1,4 +1,4 @@
-"""The GPU path: the same MAPPO code trains with its environments and networks on CUDA.
+"""The GPU path: the same MAPPO, MADDPG and COMA code trains with its environments and networks on CUDA.
 
 Skipped, with the reason stated, on machines where torch sees no GPU (this course's CI runs on CPU).
 """
@@ -9,8 +9,9 @@ import math
 import pytest
 import torch
 
+from marlpg import coma, maddpg
 from marlpg.envs import make_env
-from marlpg.mappo import MAPPOConfig, train
+from marlpg.mappo import MAPPOConfig, train, train_seeds
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device: torch.cuda.is_available() is False on this machine"
@@ -33,3 +34,25 @@ def test_mappo_trains_on_cuda_and_repeats_with_the_same_seed():
     assert len(first.curve) == 2 and math.isfinite(first.eval_return)
     # CUDA kernels may sum in a different order from run to run; the returns agree closely, not bitwise.
     assert first.eval_return == pytest.approx(second.eval_return, abs=5.0)
+
+
+def test_mappo_seeds_on_cuda_run_one_after_another():
+    runs = train_seeds(MAPPOConfig(**TINY), [0, 1])
+    assert [run.config.seed for run in runs] == [0, 1]
+    assert all(next(run.model.parameters()).device.type == "cuda" for run in runs)
+
+
+@pytest.mark.parametrize("env", ["pricing", "vmas:simple_spread"])
+def test_maddpg_trains_on_cuda(env):
+    cfg = maddpg.MADDPGConfig.for_env(env, total_frames=4_096, warmup_frames=1_024, num_envs=64, device="cuda")
+    result = maddpg.train(cfg, progress=False, with_reference=False)
+    assert next(result.model.parameters()).device.type == "cuda"
+    assert math.isfinite(result.eval_return) and math.isfinite(result.curve[-1]["critic_loss"])
+
+
+@pytest.mark.parametrize("env", ["credit", "vmas:simple_spread"])
+def test_coma_trains_on_cuda(env):
+    cfg = coma.COMAConfig(env=env, total_frames=2_000 if env == "credit" else 2 * 32 * 25, num_envs=32, device="cuda")
+    result = coma.train(cfg, progress=False)
+    assert next(result.model.parameters()).device.type == "cuda"
+    assert math.isfinite(result.eval_return)

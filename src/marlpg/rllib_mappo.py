@@ -12,8 +12,9 @@ it MAPPO is the policy module and the observation the environment hands each age
   learner asks the module for values through ``compute_values``, so the advantages are
   computed on the centralized critic with no change to the learner.
 
-What RLlib's PPO does differently from marlpg's MAPPO (named so a comparison is read fairly):
-no value normalization (RLlib clips the value loss instead; the clip is set wide here because
+PPO's settings (batch, epochs, minibatches, learning rate, entropy bonus, gradient clip) default
+to marlpg's. What RLlib's PPO does differently from marlpg's MAPPO (named so a comparison is read
+fairly): no value normalization (RLlib clips the value loss instead; the clip is set wide here because
 returns reach about -60), one environment copy per env runner stepped one step at a time
 instead of hundreds of copies stepped as one batch, and the episode return it reports is the
 sum over agents (divided by the number of agents here, to give marlpg's unit: mean episode
@@ -130,16 +131,19 @@ class RLlibMAPPOConfig:
     n_agents: int = 3
     horizon: int = 25
     total_frames: int = 300_000  # a frame is one step of one environment copy (all agents), as in marlpg
-    frames_per_iteration: int = 4_000  # env steps per PPO update
+    # PPO's settings default to marlpg.mappo's (MAPPOConfig): 256 x 25 frames per update, 4 epochs of
+    # 8 minibatches, the same learning rate, entropy bonus and gradient clip.
+    frames_per_iteration: int = 6_400  # env steps per PPO update
     env_runners: int = 0  # 0: sample in the driver process; k: k remote env runners (one CPU each)
     seed: int = 0
-    lr: float = 5e-4
+    lr: float = 2e-3
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip: float = 0.2
     epochs: int = 4
-    minibatch_size: int = 1_000
+    minibatch_size: int = 800
     entropy_coef: float = 0.003
+    max_grad_norm: float = 10.0
     actor_hidden: tuple[int, ...] = (64, 64)
     critic_hidden: tuple[int, ...] = (128, 128)
 
@@ -188,6 +192,8 @@ def build_config(cfg: RLlibMAPPOConfig) -> PPOConfig:
             lambda_=cfg.gae_lambda,
             clip_param=cfg.clip,
             entropy_coeff=cfg.entropy_coef,
+            grad_clip=cfg.max_grad_norm,
+            grad_clip_by="global_norm",
             vf_loss_coeff=0.5,
             vf_clip_param=1e4,  # no value normalization here, so keep the value loss unclipped
             use_kl_loss=False,
