@@ -80,10 +80,10 @@ def cli():
 
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory):
-    """``(address, env)`` of a one-node Ray cluster started with ``ray start --head`` (see tests/ray_cluster.py)."""
+    """``(address, env)`` of a two-node Ray cluster started with ``ray start`` (see tests/ray_cluster.py)."""
     pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e .[ray]); scripts/setup_env.sh installs it")
-    from ray_cluster import ray_head
+    from ray_cluster import ray_cluster as started_cluster
 
-    with ray_head(tmp_path_factory.mktemp("ray_cluster")) as (address, env):
+    with started_cluster(tmp_path_factory.mktemp("ray_cluster")) as (address, env):
         env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         yield address, env

@@ -1,9 +1,10 @@
-"""A real Ray cluster for the tests: a head node started by ``ray start --head``, joined by address.
+"""A real Ray cluster for the tests: a head node and a worker node, started with ``ray start``, joined by address.
 
 The local-instance path (``ray.init()`` inside the process) is tested elsewhere; this one is what an
-instructor or a lab does: a long-lived cluster, and commands that connect with ``--ray-address``.
-Token authentication is on, as on a real cluster: the head and every client share a token through
-the environment (``RAY_AUTH_MODE=token``, ``RAY_AUTH_TOKEN``).
+instructor or a lab does: a long-lived cluster of several nodes, and commands that connect with
+``--ray-address``. Both nodes run on this machine (Ray allows several nodes per host), one CPU each,
+so tasks must spread over the two nodes. Token authentication is on, as on a real cluster: every node
+and client shares a token through the environment (``RAY_AUTH_MODE=token``, ``RAY_AUTH_TOKEN``).
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 STARTED = "Ray runtime started"
+COMMON = ["--block", "--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
 
 
 def free_port() -> int:
@@ -28,37 +30,43 @@ def free_port() -> int:
 
 
 @contextmanager
-def ray_head(folder: Path, num_cpus: int = 2, timeout: float = 90):
-    """Yield ``(address, env)`` of a one-node cluster; a client run with ``env`` may join at ``address``.
-
-    The head runs with ``--block`` as this fixture's child, so stopping it (SIGTERM) shuts down
-    only its own processes, never another Ray instance on the machine (``ray stop`` would).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    log_path = folder / "head.log"
+def ray_node(arguments: list[str], env: dict, log_path: Path, timeout: float = 90):
+    """One ``ray start --block`` process, alive for the block; stopping it (SIGTERM) ends only its own
+    processes, never another Ray instance on the machine (``ray stop`` would end them all)."""
     ray_cli = Path(sys.executable).with_name("ray")
-    # Ray's socket paths must stay under 107 bytes, which pytest's temporary folders can exceed.
-    session_root = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    command = [
-        str(ray_cli), "start", "--head", "--block", f"--num-cpus={num_cpus}", f"--port={port}",
-        "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats",
-        f"--temp-dir={session_root}",
-    ]
     with open(log_path, "w") as log:
-        head = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        node = subprocess.Popen([str(ray_cli), "start", *arguments, *COMMON], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while STARTED not in log_path.read_text():
-            if head.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Ray head did not start; its log:\n{log_path.read_text()[-3000:]}")
+            if node.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"a Ray node did not start; its log:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield f"127.0.0.1:{port}", env
+        yield
     finally:
-        head.terminate()
+        node.terminate()
         try:
-            head.wait(timeout=60)
+            node.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            head.kill()
+            node.kill()
+
+
+@contextmanager
+def ray_cluster(folder: Path, workers: int = 1):
+    """Yield ``(address, env)`` of a cluster of a head and ``workers`` worker nodes; a client run with
+    ``env`` may join at ``address``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    # Ray's socket paths must stay under 107 bytes, which pytest's temporary folders can exceed.
+    session_root = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    address = f"127.0.0.1:{port}"
+    try:
+        with ExitStack() as nodes:
+            head = ["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={session_root}"]
+            nodes.enter_context(ray_node(head, env, folder / "head.log"))
+            for index in range(workers):
+                nodes.enter_context(ray_node([f"--address={address}"], env, folder / f"worker{index}.log"))
+            yield address, env
+    finally:
         shutil.rmtree(session_root, ignore_errors=True)

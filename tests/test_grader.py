@@ -245,7 +245,7 @@ def test_grades_on_ray_equal_the_local_run(graded, graded_on_ray):
 
 @pytest.fixture(scope="module")
 def graded_on_cluster(class_dir, ray_cluster):
-    address, env = ray_cluster  # a head started with `ray start --head`, joined by address
+    address, env = ray_cluster  # a head and a worker node started with `ray start`, joined by address
     out = class_dir / "out_cluster"
     result = run_grader(class_dir / "course", out, "--ray-address", address, env=env)
     assert result.returncode == 0, result.stderr

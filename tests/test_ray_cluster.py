@@ -1,4 +1,4 @@
-"""Multi-seed runs and sweeps on a Ray cluster joined by address give the serial run's numbers.
+"""Multi-seed runs and sweeps on a two-node Ray cluster joined by address give the serial run's numbers.
 
 Each command runs in a fresh process that joins the session's cluster with ``--ray-address`` (see
 ``tests/ray_cluster.py``), as a lab's command would; the serial run is the same command without
@@ -32,6 +32,26 @@ def run_module(module: str, args: list[str], env: dict) -> subprocess.CompletedP
 
 def stdout_lines(result: subprocess.CompletedProcess) -> list[str]:
     return [CLOCK.sub("", line) for line in result.stdout.strip().splitlines()]
+
+
+SPREAD = """
+import sys, time
+import ray
+from marlpg.distributed import run_jobs
+
+def node_of(_):
+    time.sleep(0.5)  # hold the node's one CPU so that the next task goes to the other node
+    return ray.get_runtime_context().get_node_id()
+
+print(len(set(run_jobs(node_of, range(4), ray=True, address=sys.argv[1]))))
+"""
+
+
+def test_tasks_spread_over_both_nodes(ray_cluster):
+    address, env = ray_cluster
+    result = subprocess.run([sys.executable, "-c", SPREAD, address], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["2"]  # the four tasks ran on both nodes
 
 
 @pytest.mark.parametrize("algorithm", sorted(COMMANDS))
