@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from marlpg import coma, distributed, maddpg
+from marlpg import actor_learner, coma, distributed, maddpg
 from marlpg.distributed import RayNotInstalled, parse_seeds, require_ray, run_jobs
 from marlpg.mappo import MAPPOConfig, train_seeds
 from marlpg.mappo import main as mappo_main
+from marlpg.mappo import train as mappo_train
 from marlpg.rendezvous.cli import main as rendezvous_main
 from marlpg.rendezvous.sweep import sweep
 
@@ -178,3 +180,97 @@ def test_a_missing_ray_names_the_extra(monkeypatch, capsys):
         require_ray()
     assert rendezvous_main(["--sweep", "--ray", "--agents", "2", "--seeds", "2", "--steps", "5"]) == 2
     assert distributed.INSTALL_HINT in capsys.readouterr().err
+
+
+# --- the actor-learner system (marlpg.actor_learner) ------------------------------------------------
+
+TINY_SYSTEM = dict(num_envs=16, rollout_steps=25, total_frames=3 * 16 * 25, eval_episodes=8, update_threads=1)
+
+
+def test_one_synchronous_worker_is_mappo_exactly():
+    cfg = MAPPOConfig(**TINY_SYSTEM)
+    alone = mappo_train(cfg, progress=False, with_reference=False)
+    system = actor_learner.train(cfg, workers=1, mode="sync")
+    assert [row["return"] for row in system.curve] == [row["return"] for row in alone.curve]
+    assert system.eval_return == alone.eval_return
+    for (name, p), q in zip(alone.model.state_dict().items(), system.model.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+def test_two_synchronous_workers_repeat_and_record_what_the_critic_needs():
+    cfg = MAPPOConfig(**TINY_SYSTEM)
+    first = actor_learner.train(cfg, workers=2, mode="sync")
+    second = actor_learner.train(cfg, workers=2, mode="sync")
+    assert without_clock(first.curve) == without_clock(second.curve)
+    assert [row["lag"] for row in first.curve] == [0, 0, 0]
+    assert first.frames == cfg.total_frames
+    worker = actor_learner.RolloutWorker(replace(cfg, num_envs=8), 0)
+    weights = first.model.state_dict()
+    rollout, (next_obs, next_state), version, _ = worker.collect(weights, 7)
+    assert version == 7
+    assert rollout.obs.shape[:3] == rollout.actions.shape == rollout.rewards.shape == (25, 8, 3)  # joint obs, action, rewards
+    assert rollout.state.shape[:2] == (25, 8) and next_state.shape[0] == next_obs.shape[0] == 8  # the global state
+    joined = actor_learner.side_by_side([rollout, rollout])
+    assert joined.obs.shape[1] == 16 and joined.last_value.shape[0] == 16
+    assert torch.equal(joined.actions[:, 8:], rollout.actions)
+
+
+def test_asynchronous_workers_train_with_stale_policies():
+    cfg = MAPPOConfig(**TINY_SYSTEM)
+    result = actor_learner.train(cfg, workers=2, mode="async")
+    assert result.frames == cfg.total_frames and len(result.curve) == 6  # twice the updates, each half the copies
+    assert result.curve[0]["lag"] == 0 and all(row["lag"] >= 0 for row in result.curve)
+    assert math.isfinite(result.eval_return)
+
+
+class ScriptedRay:
+    """Stands in for ``ray`` in asynchronous_rollouts: rollouts arrive in a scripted order of workers."""
+
+    def __init__(self, arrivals: str):
+        self.arrivals = list(arrivals)
+
+    def wait(self, refs, num_returns):
+        name = self.arrivals.pop(0)
+        ready = next(ref for ref in refs if ref[0].name == name)
+        return [ready], [ref for ref in refs if ref is not ready]
+
+    def get(self, ref):
+        worker, version = ref
+        return f"rollout of {worker.name}", "next start", version, torch.ones(1)
+
+
+class ScriptedWorker:
+    def __init__(self, name: str):
+        self.name = name
+        self.collect = self
+
+    def remote(self, weights, version):
+        return self, version
+
+
+def test_asynchronous_lag_counts_the_updates_since_the_policy_that_acted():
+    workers = [ScriptedWorker("A"), ScriptedWorker("B")]
+    arrivals = list(actor_learner.asynchronous_rollouts(ScriptedRay("ABBA"), workers, lambda: None, 4))
+    # A's rollout of version 0 at update 0; B's of version 0 at update 1; B's of version 2 at update 2;
+    # A's of version 1 at update 3.
+    assert [(rollout, lag) for rollout, _, lag, _ in arrivals] == [
+        ("rollout of A", 0), ("rollout of B", 1), ("rollout of B", 0), ("rollout of A", 2),
+    ]
+
+
+def test_actor_learner_rejects_bad_input():
+    cfg = MAPPOConfig(**TINY_SYSTEM)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        actor_learner.train(cfg, mode="eventually")
+    with pytest.raises(ValueError, match="dividing num_envs=16; got 3"):
+        actor_learner.train(cfg, workers=3)
+
+
+def test_actor_learner_cli(tmp_path, capsys):
+    argv = ["--total-frames", "800", "--num-envs", "16", "--mode", "async", "--out", str(tmp_path)]
+    assert actor_learner.main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "workers=2 mode=async updates=4" and lines[-1].startswith("eval_return=")
+    assert (tmp_path / "curve.csv").exists()
+    with pytest.raises(SystemExit, match="workers must be a positive integer"):
+        actor_learner.main(["--workers", "0", "--out", str(tmp_path)])
