@@ -75,7 +75,7 @@ def test_trains_one_tiny_iteration_in_marlpgs_units():
     assert math.isfinite(row["return"]) and -1000 < row["return"] < 0
 
 
-@pytest.mark.parametrize("field, value", [("total_frames", 0), ("minibatch_size", 10_000), ("env_runners", -1)])
+@pytest.mark.parametrize("field, value", [("total_frames", 0), ("minibatch_size", 19_201), ("env_runners", -1)])
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         RLlibMAPPOConfig(**{field: value})

@@ -132,7 +132,7 @@ class RLlibMAPPOConfig:
     horizon: int = 25
     total_frames: int = 300_000  # a frame is one step of one environment copy (all agents), as in marlpg
     # PPO's settings default to marlpg.mappo's (MAPPOConfig): 256 x 25 frames per update, 4 epochs of
-    # 8 minibatches, the same learning rate, entropy bonus and gradient clip.
+    # 8 minibatches (of 800 frames = 2,400 agent steps), the same learning rate, entropy bonus and clip.
     frames_per_iteration: int = 6_400  # env steps per PPO update
     env_runners: int = 0  # 0: sample in the driver process; k: k remote env runners (one CPU each)
     seed: int = 0
@@ -141,7 +141,7 @@ class RLlibMAPPOConfig:
     gae_lambda: float = 0.95
     clip: float = 0.2
     epochs: int = 4
-    minibatch_size: int = 800
+    minibatch_size: int = 2_400  # agent steps (RLlib slices the shared module's batch, n rows per frame)
     entropy_coef: float = 0.003
     max_grad_norm: float = 10.0
     actor_hidden: tuple[int, ...] = (64, 64)
@@ -155,9 +155,10 @@ class RLlibMAPPOConfig:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         if not isinstance(self.env_runners, int) or self.env_runners < 0:
             raise ValueError(f"env_runners must be a non-negative integer; got {self.env_runners!r}")
-        if self.minibatch_size > self.frames_per_iteration:
+        if self.minibatch_size > self.frames_per_iteration * self.n_agents:
             raise ValueError(
-                f"minibatch_size={self.minibatch_size} exceeds frames_per_iteration={self.frames_per_iteration}"
+                f"minibatch_size={self.minibatch_size} (agent steps) exceeds the {self.frames_per_iteration * self.n_agents} "
+                f"agent steps of one iteration (frames_per_iteration={self.frames_per_iteration} x n_agents={self.n_agents})"
             )
 
     @property
@@ -192,8 +193,11 @@ def build_config(cfg: RLlibMAPPOConfig) -> PPOConfig:
             lambda_=cfg.gae_lambda,
             clip_param=cfg.clip,
             entropy_coeff=cfg.entropy_coef,
+            # One module holds actor and critic here; a global-norm clip would let the unnormalized value
+            # loss's large gradients shrink the actor's step, so clip each tensor's norm (marlpg clips each
+            # network's norm separately).
             grad_clip=cfg.max_grad_norm,
-            grad_clip_by="global_norm",
+            grad_clip_by="norm",
             vf_loss_coeff=0.5,
             vf_clip_param=1e4,  # no value normalization here, so keep the value loss unclipped
             use_kl_loss=False,
@@ -250,7 +254,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = RLlibMAPPOConfig(total_frames=args.total_frames, frames_per_iteration=args.frames_per_iteration,
-                               minibatch_size=min(RLlibMAPPOConfig.minibatch_size, max(1, args.frames_per_iteration)),
+                               minibatch_size=max(1, args.frames_per_iteration * RLlibMAPPOConfig.n_agents // 8),
                                env_runners=args.env_runners, seed=args.seed)
         curve = train(cfg, progress=not args.quiet)
     except (ValueError, RayNotInstalled) as error:
