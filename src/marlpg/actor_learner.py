@@ -65,6 +65,10 @@ class RolloutWorker:
         self.start = self.env.reset(seed=seed)
         self.steps = cfg.rollout_steps
 
+    def ready(self) -> bool:
+        """Returns once the worker is built (its process has imported torch and made its environments)."""
+        return True
+
     def collect(self, weights: dict, version: int):
         """A rollout with ``weights`` (policy version ``version``): (rollout, next start, version, episode returns)."""
         self.model.load_state_dict(weights)
@@ -133,6 +137,7 @@ def train(
     with ray_session(ray_address) as ray:
         actors = [ray.remote(num_cpus=1)(RolloutWorker).remote(worker_cfg, i) for i in range(workers)]
         weights = lambda: ray.put({k: v.cpu() for k, v in model.state_dict().items()})  # noqa: E731
+        ray.get([actor.ready.remote() for actor in actors])  # start the clock once every worker is up
         began = time.perf_counter()
         rollouts = synchronous_rollouts if mode == "sync" else asynchronous_rollouts
         for version, (rollout, next_start, lag, returns) in enumerate(rollouts(ray, actors, weights, cfg.iterations)):
@@ -158,7 +163,8 @@ def train(
 def synchronous_rollouts(ray, actors, weights, iterations: int):
     """Broadcast, wait for every worker, yield their rollouts side by side: lag is always 0."""
     for version in range(iterations):
-        parts = ray.get([actor.collect.remote(weights(), version) for actor in actors])
+        current = weights()  # one copy in Ray's object store, read by every worker
+        parts = ray.get([actor.collect.remote(current, version) for actor in actors])
         rollouts, starts, _, returns = zip(*parts)
         next_start = tuple(torch.cat(tensors, dim=0) for tensors in zip(*starts))
         yield side_by_side(list(rollouts)), next_start, 0, torch.cat(returns)
