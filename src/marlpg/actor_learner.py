@@ -39,7 +39,7 @@ from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.core.runlog import write_curve
 from marlpg.distributed import RayNotInstalled, ray_session
 from marlpg.mappo import (
-    MAPPO, EpisodeTracker, MAPPOConfig, Rollout, TrainResult, collect, evaluate, make_envs, update,
+    MAPPO, EpisodeTracker, MAPPOConfig, Rollout, TrainResult, collect, evaluate, make_envs, make_optimizers, update,
 )
 
 __all__ = [
@@ -127,10 +127,7 @@ def train(
     device = resolve_device(cfg.device)
     _, eval_env = make_envs(cfg, device)
     model = MAPPO(eval_env.spec, cfg).to(device)
-    optimizers = (
-        torch.optim.Adam(model.actors.parameters(), lr=cfg.lr, eps=1e-5),
-        torch.optim.Adam(model.critic.parameters(), lr=cfg.lr, eps=1e-5),
-    )
+    optimizers = make_optimizers(model, cfg)
     generator = torch.Generator().manual_seed(cfg.seed)
     result = ActorLearnerResult(cfg, model, workers=workers, mode=mode)
     threads = update_thread_count(cfg.update_threads)

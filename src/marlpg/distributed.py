@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Sequence
 
@@ -153,6 +154,19 @@ def seeds_from_args(args: argparse.Namespace) -> list[int] | None:
     return parse_seeds(args.seeds)
 
 
+def train_seeds_from_args(train_seeds_of: Callable, cfg, args: argparse.Namespace) -> list:
+    """The runs a ``--seeds`` command asks for: ``train_seeds_of(cfg, seeds, ray=..., ray_address=...)``.
+
+    Says on standard error where the seeds ran; a missing Ray exits with the install hint.
+    """
+    try:
+        results = train_seeds_of(cfg, args.seed_list, ray=args.ray, ray_address=args.ray_address)
+    except RayNotInstalled as error:
+        raise SystemExit(f"error: {error}") from None
+    print(where_seeds_ran(len(args.seed_list), args.ray, args.ray_address), file=sys.stderr)
+    return results
+
+
 def where_seeds_ran(count: int, ray: bool, address: str | None) -> str:
     """One line for a multi-seed command's standard error: how its seeds ran."""
     if not ray:
@@ -178,5 +192,5 @@ def parse_seeds(text: str) -> list[int]:
 
 __all__ = [
     "run_jobs", "train_seeds", "ray_session", "require_ray", "RayNotInstalled", "parse_seeds", "add_seed_arguments",
-    "seeds_from_args", "where_seeds_ran", "INSTALL_HINT",
+    "seeds_from_args", "train_seeds_from_args", "where_seeds_ran", "INSTALL_HINT",
 ]

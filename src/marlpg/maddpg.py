@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -521,11 +520,7 @@ def main(argv=None) -> int:
 def main_seeds(cfg: MADDPGConfig, args: argparse.Namespace) -> int:
     """``--seeds``: one run per seed (a folder each under --out), one line per seed, the mean last."""
     seeds = args.seed_list
-    try:
-        results = train_seeds(cfg, seeds, ray=args.ray, ray_address=args.ray_address)
-    except distributed.RayNotInstalled as error:
-        raise SystemExit(f"error: {error}") from None
-    print(distributed.where_seeds_ran(len(seeds), args.ray, args.ray_address), file=sys.stderr)
+    results = distributed.train_seeds_from_args(train_seeds, cfg, args)
     for seed, result in zip(seeds, results):
         write_curve(Path(args.out) / f"seed{seed}" / "curve.csv", result.curve)
         line = f"seed={seed} frames={result.frames} seconds={result.seconds:.1f}"

@@ -21,7 +21,6 @@ Run ``python -m marlpg.mappo --help`` for the command line.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -260,6 +259,14 @@ def ppo_losses(model: MAPPO, batch: dict, cfg: MAPPOConfig) -> tuple[torch.Tenso
     return policy_loss, ent, value_loss
 
 
+def make_optimizers(model: MAPPO, cfg: MAPPOConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for the actors and Adam for the critic, in the order ``update`` takes them."""
+    return (
+        torch.optim.Adam(model.actors.parameters(), lr=cfg.lr, eps=1e-5),
+        torch.optim.Adam(model.critic.parameters(), lr=cfg.lr, eps=1e-5),
+    )
+
+
 def update(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generator: torch.Generator) -> dict:
     """PPO epochs over minibatches of environment steps (each step carries all n agents)."""
     advantages, targets = gae(rollout.rewards, rollout.values, rollout.dones, rollout.last_value, cfg.gamma, cfg.gae_lambda)
@@ -328,10 +335,7 @@ def train(
     seed_everything(cfg.seed)
     train_env, eval_env = make_envs(cfg, device)
     model = MAPPO(train_env.spec, cfg).to(device)
-    optimizers = (
-        torch.optim.Adam(model.actors.parameters(), lr=cfg.lr, eps=1e-5),
-        torch.optim.Adam(model.critic.parameters(), lr=cfg.lr, eps=1e-5),
-    )
+    optimizers = make_optimizers(model, cfg)
     generator = torch.Generator().manual_seed(cfg.seed)
     with cpu_threads(1):
         reference = reference_for(cfg) if with_reference else None
@@ -489,11 +493,7 @@ def main(argv=None) -> int:
 def main_seeds(cfg: MAPPOConfig, args: argparse.Namespace) -> int:
     """``--seeds``: one run per seed (a folder each under --out), one line per seed, the mean last."""
     seeds = args.seed_list
-    try:
-        results = train_seeds(cfg, seeds, ray=args.ray, ray_address=args.ray_address)
-    except distributed.RayNotInstalled as error:
-        raise SystemExit(f"error: {error}") from None
-    print(distributed.where_seeds_ran(len(seeds), args.ray, args.ray_address), file=sys.stderr)
+    results = distributed.train_seeds_from_args(train_seeds, cfg, args)
     for seed, result in zip(seeds, results):
         curve = write_curve(Path(args.out) / f"seed{seed}" / "curve.csv", result.curve)
         save_actors(result.model, curve.parent / "actors.pt")

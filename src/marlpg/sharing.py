@@ -32,7 +32,7 @@ import torch
 from marlpg.core.networks import CategoricalActor, parameter_count
 from marlpg.core.threads import cpu_threads
 from marlpg.envs import EnvSpec, make_env
-from marlpg.mappo import MAPPO, EpisodeTracker, MAPPOConfig, TrainResult, collect, train, update
+from marlpg.mappo import MAPPO, EpisodeTracker, MAPPOConfig, TrainResult, collect, make_optimizers, train, update
 
 
 # ---------------------------------------------------------------------------- schemes and sizes
@@ -178,10 +178,7 @@ def time_training_iteration(n_agents: int, *, lidar: bool = False, num_envs: int
     env = make_env(cfg.env, num_envs, n_agents=n_agents, horizon=cfg.horizon, seed=seed, **scenario)
     torch.manual_seed(seed)
     model = MAPPO(env.spec, cfg)
-    optimizers = (
-        torch.optim.Adam(model.actors.parameters(), lr=cfg.lr, eps=1e-5),
-        torch.optim.Adam(model.critic.parameters(), lr=cfg.lr, eps=1e-5),
-    )
+    optimizers = make_optimizers(model, cfg)
     tracker = EpisodeTracker(num_envs, n_agents, env.device)
     update_threads = torch.get_num_threads()
     start = time.perf_counter()
