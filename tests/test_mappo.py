@@ -174,3 +174,12 @@ def test_mappo_learns_simple_spread_with_a_fixed_seed():
     first = result.curve[0]["return"]
     assert first < -135
     assert result.eval_return > -125, f"eval return {result.eval_return:.1f} after {result.frames} frames"
+
+
+def test_time_limit_ends_training_after_the_iteration_that_reaches_it():
+    cfg = MAPPOConfig(num_envs=8, total_frames=5 * 8 * 25, eval_episodes=4)
+    stopped = train(cfg, progress=False, with_reference=False, time_limit=0)
+    assert len(stopped.curve) == 1 and stopped.frames == cfg.frames_per_iteration
+    assert len(train(cfg, progress=False, with_reference=False, time_limit=3600).curve) == 5
+    with pytest.raises(ValueError, match="time_limit"):
+        train(cfg, progress=False, with_reference=False, time_limit=-1)

@@ -329,8 +329,15 @@ def train(
     progress: bool = True,
     on_iteration: Callable[[dict], None] | None = None,
     with_reference: bool = True,
+    time_limit: float | None = None,
 ) -> TrainResult:
-    """Train MAPPO (or IPPO) for ``cfg.total_frames`` frames; return the model, curve and final evaluation."""
+    """Train MAPPO (or IPPO) for ``cfg.total_frames`` frames; return the model, curve and final evaluation.
+
+    ``time_limit`` (seconds of training, evaluation excluded) ends the run early, after the first
+    iteration that reaches it: a comparison at equal wall time that holds on a slow or busy machine.
+    """
+    if time_limit is not None and not time_limit >= 0:
+        raise ValueError(f"time_limit must be a non-negative number of seconds or None; got {time_limit!r}")
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     train_env, eval_env = make_envs(cfg, device)
@@ -368,6 +375,8 @@ def train(
             on_iteration(row)
         bar.update(cfg.frames_per_iteration)
         bar.set_postfix(ret=f"{episode_return:.1f}")
+        if time_limit is not None and time.perf_counter() - began >= time_limit:
+            break
     bar.close()
     result.seconds = time.perf_counter() - began
     with cpu_threads(1):
