@@ -73,9 +73,7 @@ class RolloutWorker:
         """A rollout with ``weights`` (policy version ``version``): (rollout, next start, version, episode returns)."""
         self.model.load_state_dict(weights)
         rollout, self.start = collect(self.model, self.env, self.start, self.steps, self.tracker)
-        finished = torch.cat(self.tracker.finished) if self.tracker.finished else torch.empty(0)
-        self.tracker.finished.clear()
-        return rollout, self.start, version, finished
+        return rollout, self.start, version, self.tracker.pop_returns()
 
 
 @torch.no_grad()

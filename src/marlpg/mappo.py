@@ -211,12 +211,15 @@ class EpisodeTracker:
             self.finished.append(self.running[done].mean(-1))
             self.running[done] = 0.0
 
-    def pop_mean(self) -> float:
-        if not self.finished:
-            return float("nan")
-        mean = torch.cat(self.finished).mean().item()
+    def pop_returns(self) -> torch.Tensor:
+        """The returns of the episodes finished since the last pop (empty if none), and forget them."""
+        returns = torch.cat(self.finished) if self.finished else torch.empty(0, device=self.running.device)
         self.finished.clear()
-        return mean
+        return returns
+
+    def pop_mean(self) -> float:
+        returns = self.pop_returns()
+        return returns.mean().item() if len(returns) else float("nan")
 
 
 @torch.no_grad()
