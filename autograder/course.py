@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,8 +41,9 @@ import sys
 
 sys.path.insert(0, {repo!r})  # the course's grader, for the guard below
 
-from autograder.nbgrader_guard import RefuseUnsandboxed  # noqa: E402
+from autograder.nbgrader_guard import RefuseUnsandboxed, refuse_command  # noqa: E402
 
+refuse_command(sys.argv, {root!r})  # 'nbgrader autograde' / 'generate_feedback' stop here, before touching anything
 c = get_config()  # noqa: F821
 c.CourseDirectory.root = {root!r}
 c.CourseDirectory.course_id = {course_id!r}
@@ -78,10 +80,28 @@ def db_url(course: Path) -> str:
     return "sqlite:///" + str(Path(course).resolve() / "gradebook.db")
 
 
-def nbgrader(course: Path, *args: str, user_env: dict | None = None) -> subprocess.CompletedProcess:
+def environment_on_path() -> dict:
+    """This environment's bin/ first on PATH: nbgrader's gradebook runs the ``alembic`` command by name, which
+    a grader started as ``.venv/bin/python -m autograder`` (no activated environment) would not find."""
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+    return dict(os.environ)
+
+
+def gradebook(course: Path):
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
+    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session use; harmless
+    environment_on_path()
+    return Gradebook(db_url(course), course_id_of(course))
+
+
+def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     """An nbgrader command run in the course folder (nbgrader reads nbgrader_config.py from there)."""
     command = [sys.executable, "-m", "nbgrader", *args]
-    return subprocess.run(command, cwd=course, capture_output=True, text=True, env=user_env, timeout=600)
+    return subprocess.run(command, cwd=course, capture_output=True, text=True, env=environment_on_path(),
+                          timeout=600)
 
 
 def checked(result: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
@@ -195,8 +215,7 @@ def load_course_assignments(course: Path, names: list[str] | None = None) -> dic
 
 def roster(course: Path) -> dict[str, dict]:
     """student id -> {name, lms_id} from the gradebook (``nbgrader db student import``)."""
-    from nbgrader.api import Gradebook
-    with Gradebook(db_url(course), course_id_of(course)) as gb:
+    with gradebook(course) as gb:
         return {s.id: {"name": " ".join(filter(None, [s.first_name, s.last_name])) or s.id,
                        "lms_id": s.lms_user_id or ""} for s in gb.students}
 
@@ -204,9 +223,8 @@ def roster(course: Path) -> dict[str, dict]:
 def sync_gradebook(course: Path, results: list[Result]) -> None:
     """Each test cell's sandboxed score into nbgrader's gradebook, and the grading run's notebook into
     ``autograded/`` (with the submission's timestamp), so formgrader shows them."""
-    from nbgrader.api import Gradebook
     course = Path(course)
-    with Gradebook(db_url(course), course_id_of(course)) as gb:
+    with gradebook(course) as gb:
         for result in results:
             if result.layout != "course" or result.graded_notebook is None and not result.tests:
                 continue
@@ -254,9 +272,8 @@ class GradebookMarks:
         return notebook
 
     def get(self, student: str, assignment: str) -> dict[str, Mark]:
-        from nbgrader.api import Gradebook
         marks = {}
-        with Gradebook(db_url(self.course), course_id_of(self.course)) as gb:
+        with gradebook(self.course) as gb:
             notebook = self._grades(gb, student, assignment)
             if notebook is None:
                 return {}
@@ -267,8 +284,7 @@ class GradebookMarks:
         return marks
 
     def set_many(self, marks: list[tuple[str, str, str, Mark]]) -> None:
-        from nbgrader.api import Gradebook
-        with Gradebook(db_url(self.course), course_id_of(self.course)) as gb:
+        with gradebook(self.course) as gb:
             for student, assignment, gid, mark in marks:
                 grade = gb.find_grade(gid, assignment, assignment, student)
                 grade.manual_score = mark.points
@@ -292,5 +308,5 @@ def write_course_feedback(course: Path, result: Result, page: str) -> Path | Non
         if (submitted / name).is_file() and not (submitted / name).is_symlink():
             shutil.copyfile(submitted / name, folder / name)
     target = folder / f"{result.assignment}.html"
-    atomic_write(target, page)
+    atomic_write(target, page, mode=0o644)  # nbgrader copies it with its mode into the exchange
     return target

@@ -107,6 +107,7 @@ def grade_submission(sub: Submission, assignment: Assignment, references: dict, 
     if sub.misnamed:
         result.add("misnamed")
     result.details += sub.notes
+    result.instructor_notes += getattr(sub, "instructor_notes", [])
     if sub.problem:
         result.add(sub.problem)
     else:
@@ -196,6 +197,8 @@ def report_cell_errors(nb, run, result: Result, unanswered: set) -> None:
         label = nb.cells[c.index].metadata.get("autograder", {})
         if c.error == "NotImplementedError" and label.get("grade_id") in unanswered:
             continue
+        if c.error == "NameError" and unanswered and label.get("origin") == "source":
+            continue  # a locked cell using a name that an unanswered cell above was to define
         name = cell_name(nb, c.index)
         if c.error == "SystemExit":
             result.add("exception", f"{name} called sys.exit({c.error_value}); the kernel ignored it and went on")

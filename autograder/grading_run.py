@@ -130,11 +130,8 @@ def grade_class(args) -> int:
 
 
 def save_result(grading: GradingDir, store: ResultStore, result) -> None:
-    """Store one result as soon as it is ready; for a course also its scores into the gradebook."""
+    """Store one result as soon as it is ready (the gradebook is written from the store afterwards)."""
     store.save(result)
-    if grading.course is not None:
-        from .course import sync_gradebook
-        sync_gradebook(grading.course, [result])
     result.notebook = result.graded_notebook = None  # stored: nothing of it need stay in memory
 
 

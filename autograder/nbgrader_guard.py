@@ -17,7 +17,25 @@ MESSAGE = ("This course is autograded by the sandboxed grader, not by 'nbgrader 
            "formgrader shows them. For feedback: 'marlpg-autograder feedback --course {root}'.")
 
 
+REFUSED = ("autograde", "generate_feedback")
+
+
+def refuse_command(argv: list[str], root: str) -> None:
+    """Called from the course's nbgrader_config.py: ``nbgrader autograde`` and ``nbgrader generate_feedback``
+    exit with the message before nbgrader creates, changes or removes anything."""
+    if len(argv) > 1 and argv[1] in REFUSED:
+        raise SystemExit(f"nbgrader {argv[1]} is refused in this course. " + MESSAGE.format(root=root))
+
+
 class RefuseUnsandboxed(Preprocessor):
+    """The same refusal inside nbgrader's pipelines (formgrader's autograde button runs them in-process). There
+    nbgrader removes the submission's autograded/ folder after the refusal; the grader writes it back from its
+    stored results on its next run (grade, marks, override or feedback)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.enabled = True  # nbconvert skips a preprocessor that is not enabled
+
     def preprocess(self, nb, resources):
         root = resources.get("nbgrader", {}).get("course_root") or "COURSE_DIR"
         raise RuntimeError(MESSAGE.format(root=root))

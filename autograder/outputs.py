@@ -149,6 +149,7 @@ def report_text(results: list[Result], notes: list[str]) -> str:
                      f"(automatic {r.score:g}/{r.auto_max:g}, by hand {r.manual_score:g}/{r.manual_max:g}, "
                      f"late penalty {r.late_penalty:g}){pending}; status: {r.status}; {r.seconds:.1f} s"
                      + "".join(f"\n    - {d}" for d in r.details)
+                     + "".join(f"\n    - (instructor) {d}" for d in r.instructor_notes)
                      + "".join(f"\n    - test {t.grade_id}: {r.test_points(t):g} of {t.points:g}, {t.reason}"
                                for t in r.tests if r.test_points(t) < t.points))
     return "\n".join(lines) + "\n"
@@ -163,9 +164,20 @@ def write_summary(results: list[Result], assignments: dict[str, Assignment], pat
     atomic_write(path, page)
 
 
+def sync_course(grading: GradingDir, batch: int = 50) -> None:
+    """Every stored result's automatic scores and executed notebook into the course's gradebook and
+    ``autograded/`` (again each time: nbgrader itself may have removed a folder after a refused autograde)."""
+    keys = sorted(grading.store.keys())
+    for start in range(0, len(keys), batch):
+        chunk = [grading.store.load(s, a) for s, a in keys[start:start + batch]]
+        course_folder.sync_gradebook(grading.course, [r for r in chunk if r is not None])
+
+
 def write_outputs(grading: GradingDir, notes: list[str] | None = None) -> list[Result]:
     """grades.csv, feedback/, report.txt and summary.html from everything stored; returns the results."""
     assignments = grading.assignments()
+    if grading.course is not None:
+        sync_course(grading)
     results = grading.results()
     write_grades_csv(results, grading.out / "grades.csv")
     write_feedback(grading, results, assignments)

@@ -249,8 +249,10 @@ def rebuild(assignment: Assignment, student: nbformat.NotebookNode) -> Rebuilt:
         else:
             cells.append(mark(source_cell, "source"))  # instructions without nbgrader metadata
         cells += [added_cell(c) for c in added.get(gid, [])] if gid else []
-    for cell in cells:
+    for number, cell in enumerate(cells):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+        cell["id"] = f"cell-{number}"  # unique ids, as nbformat 4.5 requires
     rebuilt.notebook.cells = cells
+    rebuilt.notebook.nbformat, rebuilt.notebook.nbformat_minor = 4, 5
     return rebuilt

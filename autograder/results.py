@@ -58,6 +58,7 @@ class Result:
     lms_id: str = ""
     statuses: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
+    instructor_notes: list[str] = field(default_factory=list)  # report.txt only, never the student's page
     tests: list[TestResult] = field(default_factory=list)
     manual: list[ManualCell] = field(default_factory=list)
     auto_max: float = 0.0
@@ -153,10 +154,12 @@ def safe_key(student: str) -> str:
     return f"{reduced}-{hashlib.sha256(student.encode('utf-8')).hexdigest()[:10]}"
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write through a temporary file and a rename, so a reader never sees half a file."""
+def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write through a temporary file and a rename, so a reader never sees half a file. ``mode`` 0o600 keeps
+    grades to the instructor; pages a student fetches (through nbgrader's exchange) need 0o644."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    os.fchmod(fd, mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

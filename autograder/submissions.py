@@ -69,6 +69,7 @@ class Submission:
     content: bytes | None = None
     problem: str = ""  # status code: 'missing', 'invalid file' ('' when content is there)
     notes: list[str] = field(default_factory=list)
+    instructor_notes: list[str] = field(default_factory=list)  # for the report only (times, ownership)
     misnamed: bool = False
 
 
@@ -356,7 +357,7 @@ def course_attempt(folder: Path, student: str, assignment: str, notebook: str) -
         return sub
     sub.timestamp, note = read_timestamp_file(folder / "timestamp.txt")
     if note:
-        sub.notes.append(note)
+        sub.instructor_notes.append(note)
     read_notebook_into(sub, folder, notebook)
     return sub
 
@@ -401,7 +402,7 @@ def collect_inbound(folders: list[Path], expected: dict[str, str], unplaced: lis
             continue  # another assignment of the course: not graded now
         sub = inbound_attempt(folder, student, assignment, stamp, expected[assignment])
         if owner_note:
-            sub.notes.append(owner_note)
+            sub.instructor_notes.append(owner_note)
         attempts.append(sub)
     rows = attempts + missing_rows(students, attempts, "inbound")
     return Collected(ordered(rows), unplaced, refused, "inbound")
@@ -445,7 +446,7 @@ def inbound_attempt(folder: Path, student: str, assignment: str, stamp: str, not
     sub = Submission(student=student, assignment=assignment, layout="inbound", origin=str(folder))
     sub.timestamp, note = inbound_time(folder, stamp)
     if note:
-        sub.notes.append(note)
+        sub.instructor_notes.append(note)
     read_notebook_into(sub, folder, notebook)
     return sub
 
