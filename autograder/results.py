@@ -23,6 +23,8 @@ class TestResult:
     """One autograded test cell: its points, what was earned, why (plain words), and, when a visible check
     failed, the line of the visible test text that failed (never a hidden line)."""
 
+    __test__ = False  # not a pytest class
+
     grade_id: str
     points: float
     earned: float
