@@ -308,3 +308,44 @@ def test_a_killed_run_resumes_and_loses_nothing(tmp_path):
     rows = grades(tmp_path)
     assert sorted(rows) == [f"s{i}" for i in range(6)]
     assert [rows[f"s{i}"]["autograded_score"] for i in range(6)] == ["5", "2"] * 3
+
+
+# ---- the student's check ---------------------------------------------------------------------------------
+
+def released_folder(tmp_path) -> tuple[Path, object]:
+    from autograder.rebuild import load_assignment
+    a = load_assignment(FIXTURE / "fx1")
+    released = tmp_path / "released" / "fx1"
+    released.mkdir(parents=True)
+    nbformat.write(a.released, released / "fx1.ipynb")
+    return released.parent, a
+
+
+def test_check_says_what_will_be_graded(tmp_path):
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_grader import student_nb
+    from autograder.check import check
+    released, a = released_folder(tmp_path)
+    nbformat.write(student_nb(a), tmp_path / "fx1.ipynb")
+    code, report = check(tmp_path / "fx1.ipynb", released, timeout=60)
+    assert code == 0, report
+    assert "ok test_square (2 points)" in report and "hidden checks will also run" in report
+    assert "explain (2 points): graded by hand" in report and report.endswith("Ready to submit.")
+
+    wrong = student_nb(a, mean="def mean_reward(rewards):\n    return 0.0", explain=None)
+    wrong.cells[[i for i, c in enumerate(wrong.cells) if "assert abs(mean_reward" in c.source][0]].source = "assert True"
+    nbformat.write(wrong, tmp_path / "homework.ipynb")
+    code, report = check(tmp_path / "homework.ipynb", released, timeout=60)
+    assert code == 1
+    assert "Submit it as fx1.ipynb" in report and "test cell 'test_mean' was edited" in report
+    assert "x test_mean (3 points): visible check failed: AssertionError at: assert abs(mean_reward([1, 2, 3]) - 2)" in report
+    assert "You have not answered explain yet" in report and "Not ready" in report
+    assert "BEGIN HIDDEN" not in report
+
+
+def test_check_names_a_notebook_of_no_exercise(tmp_path):
+    from autograder.check import check
+    released, _ = released_folder(tmp_path)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), tmp_path / "x.ipynb")
+    code, report = check(tmp_path / "x.ipynb", released)
+    assert code == 2 and "has none of the cells of fx1" in report
