@@ -578,7 +578,7 @@ def status_items(result: Result, unanswered: list[str]) -> list[str]:
     statuses = list(result.statuses)
     if unanswered and "unanswered" not in statuses:
         statuses.append("unanswered")
-    if result.late_seconds > 0 and "late" not in statuses:
+    if (result.late_seconds > 0 or getattr(result, "late_marker", False)) and "late" not in statuses:
         statuses.append("late")
     for status in statuses or ["ok"]:
         if status == "unanswered" and unanswered:
@@ -736,8 +736,9 @@ def feedback_html(result: Result, assignment: Assignment) -> str:
     """The feedback page of one student for one assignment (see the module's docstring).
 
     Reads ``result``: student, name, lms_id, assignment, statuses, details, tests (grade_id, points, earned,
-    reason, failed_line), manual (grade_id, points), marks, overrides, score, auto_max, manual_score,
-    manual_max, late_seconds, late_penalty, due, timestamp, total, max_score, ungraded, notebook; and of each
+    reason, failed_line), manual (grade_id, points; never the rubric), marks, overrides, score, auto_max,
+    manual_score, manual_max, late_seconds, late_marker, late_penalty, due, timestamp, total, max_score,
+    ungraded, notebook (never graded_notebook or instructor_notes); and of each
     cell of ``result.notebook``: cell_type, source, outputs, attachments, metadata.nbgrader (role and
     grade_id) and metadata.autograder (origin, student_index, grade_id). From ``assignment``: the released
     notebook (the text of test and locked cells, the answer templates)."""

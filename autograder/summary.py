@@ -73,7 +73,7 @@ def attention_reasons(r: Result) -> list[str]:
     for status in r.statuses:
         if status not in QUIET and status != "late":
             reasons.append(status)
-    if r.late_seconds > 0 or "late" in r.statuses:
+    if r.late_seconds > 0 or "late" in r.statuses or getattr(r, "late_marker", False):
         reasons.append(f"late by {duration(r.late_seconds)}" + (f" (penalty {num(r.late_penalty)})" if r.late_penalty else "")
                        if r.late_seconds > 0 else "late")
     if r.ungraded:
@@ -92,7 +92,7 @@ def assignment_section(name: str, results: list[Result], assignment: Assignment 
                  + (f"; {pending} not final (hand grading pending)" if pending else "") + ".</p>")
 
     counts = Counter(s for r in results for s in (r.statuses or ["ok"]))
-    late = sum(1 for r in results if r.late_seconds > 0 or "late" in r.statuses)
+    late = sum(1 for r in results if r.late_seconds > 0 or "late" in r.statuses or getattr(r, "late_marker", False))
     if late and "late" not in counts:
         counts["late"] = late
     rows = "".join(f"<tr><td>{e(s)}</td><td>{c}</td></tr>" for s, c in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
@@ -136,6 +136,7 @@ def assignment_section(name: str, results: list[Result], assignment: Assignment 
         if not reasons:
             continue
         details = "".join(f"<li>{e(d)}</li>" for d in r.details)
+        details += "".join(f"<li>(instructor) {e(d)}</li>" for d in getattr(r, "instructor_notes", []))
         rows.append(f"<tr><td>{e(who(r))}</td><td><code>{e(r.student)}</code>"
                     + (f"<br>LMS {e(r.lms_id)}" if r.lms_id else "") + "</td>"
                     f"<td>{e('; '.join(reasons))}" + (f"<ul>{details}</ul>" if details else "") + "</td>"
@@ -150,8 +151,9 @@ def assignment_section(name: str, results: list[Result], assignment: Assignment 
 
 
 def summary_html(results: list[Result], assignments: dict[str, Assignment] | None = None) -> str:
-    """The class summary page. Reads of each ``Result``: student, name, lms_id, assignment, statuses, details,
-    tests (grade_id, points) with ``test_points`` (overrides), manual, marks, ungraded, late_seconds,
+    """The class summary page (for the instructor only: it names every student and shows instructor notes).
+    Reads of each ``Result``: student, name, lms_id, assignment, statuses, details, instructor_notes, tests
+    (grade_id, points) with ``test_points`` (overrides), manual, marks, ungraded, late_seconds, late_marker,
     late_penalty, total and max_score; of ``assignments`` (optional): the test cells' order and points from
     each source notebook, and the assignments that have no result yet."""
     assignments = assignments or {}

@@ -42,6 +42,7 @@ PAYLOAD = ('<script>window.pwned = 1</script><img src=x onerror="window.pwned=1"
            '<img src="data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=">')
 INSTRUCTOR_MD = ("# Instructor heading\n\nA paragraph with inline math $x^2$ and\n\n$$\\sum_i \\mu_i$$\n\n"
                  "* item one\n* item two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n`code` and **bold**.")
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
 BIG_MD = 2_000_000
 BIG_OUT = 5_000_000
 
@@ -104,8 +105,11 @@ def hostile_result(assignment) -> Result:
                    "$\\href{javascript:window.pwned=1}{click me}$ <script>window.pwned=1</script>",
     }
     outputs = {
+        "setup": [nbformat.v4.new_output("display_data", data={  # an instructor cell's output is untrusted too
+            "text/html": '<h3 onmouseover="window.pwned=1">from setup</h3><script>window.pwned=1</script>'})],
         "square": [stream('@@grade {"id": "square-random", "value": [1, 4]}\nvisible line\n'),
-                   nbformat.v4.new_output("display_data", data={"text/html": PAYLOAD, "text/plain": "<HTML>"})],
+                   nbformat.v4.new_output("display_data", data={"text/html": PAYLOAD, "text/plain": "<HTML>"}),
+                   nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"})],
         "mean_reward": [stream("y" * BIG_OUT)],
         "test_square": [stream('@@grade {"id": "square-random", "value": 3}\nprinted by the test\n'),
                         nbformat.v4.new_output("error", ename="AssertionError", evalue="",
@@ -215,6 +219,17 @@ def test_unanswered_and_pending(pages):
     _, text = out["missing"]
     assert "missing" in text and "no notebook for fx1" in text and "could not be run" in text
     assert "<script" not in text  # no math on this page: no MathJax
+
+
+@pytest.mark.parametrize("status, words", [
+    ("timeout", "ran too long"), ("memory", "out of memory"), ("kernel died", "kernel stopped"),
+    ("tampered", "original cells ran instead"), ("misnamed", "another name"), ("missing", "no notebook was found"),
+    ("exception", "raised an error"), ("invalid json", "not a readable notebook")])
+def test_status_in_plain_words(assignment, status, words):
+    result = missing_result()
+    result.statuses = [status]
+    text = feedback_html(result, assignment)
+    assert f"<strong>{status}</strong>: " in text and words in text
 
 
 def test_sanitize_allow_list():
@@ -362,9 +377,13 @@ def test_feedback_in_browser(browser, pages):
         assert page.locator("h2", has_text="My notes").count() == 1  # the student's heading, sanitized
         assert page.locator("h2", has_text="My explanation").count() == 1
         assert page.locator("table thead th", has_text="student th").count() == 1
+        assert page.locator("h3", has_text="from setup").count() == 1
         assert page.locator("li", has_text="item two").count() == 1
         assert page.locator("mjx-container").count() >= 4  # $x^2$, $$\sum$$, the student's $y^3$, ...
         assert page.locator("mjx-container a").count() == 0  # \href shown as text
+        assert page.locator("section.yours mjx-container").count() >= 2  # the student's own $y^3$ and $E[\bar x]$
+        assert page.locator("section.yours img[src^='data:image/png']").count() == 1  # a plot the student drew
+        assert page.evaluate("document.querySelector(\"section.yours img[src^='data:image/png']\").naturalWidth") == 1
         assert page.locator('a[href="https://example.org/ok"]').count() == 1
         assert NAME in text
         for bit in HIDDEN_BITS + ['@@grade {"id": "']:
