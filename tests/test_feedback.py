@@ -419,3 +419,11 @@ def test_summary_in_browser(browser, pages):
         assert NAME in text and "Ольга Ñandú" in text
     finally:
         context.close()
+
+
+def test_without_vendored_mathjax(assignment, monkeypatch):
+    """Installed without the book (no vendored MathJax): the page still renders, formulas as TeX text."""
+    import autograder.feedback as feedback
+    monkeypatch.setattr(feedback, "MATHJAX_DIR", Path("/nonexistent/mathjax"))
+    text = feedback_html(unanswered_result(assignment), assignment)
+    assert "<script" not in text and "\\(x^2\\)" in text and "Instructor heading" in text
