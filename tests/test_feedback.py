@@ -427,3 +427,17 @@ def test_without_vendored_mathjax(assignment, monkeypatch):
     monkeypatch.setattr(feedback, "MATHJAX_DIR", Path("/nonexistent/mathjax"))
     text = feedback_html(unanswered_result(assignment), assignment)
     assert "<script" not in text and "\\(x^2\\)" in text and "Instructor heading" in text
+
+
+def test_hidden_blocks_never_printed(assignment):
+    """A test cell the released notebook does not know is not printed at all; an instructor cell without a
+    grade id loses any hidden block it still holds."""
+    result = unanswered_result(assignment)
+    test = next(c for c in result.notebook.cells if nbgrader_meta(c).get("grade_id") == "test_square")
+    test.metadata["nbgrader"]["grade_id"] = "test_renamed"
+    plain = labelled(nbformat.v4.new_code_cell("x = 1\n### BEGIN HIDDEN TESTS\nsecret_input = 42\n"
+                                               "### END HIDDEN TESTS\ny = 2"), "source")
+    result.notebook.cells.append(plain)
+    text = feedback_html(result, assignment)
+    assert "default_rng" not in text and "secret_input" not in text and "BEGIN HIDDEN" not in text
+    assert "(the text of this test is not shown)" in text and "y = 2" in text
