@@ -26,23 +26,6 @@ from .sandbox import Limits
 from .scoring import compute_references, score_tests, test_cells
 from .submissions import Submission
 
-STATUS_WORDS = {
-    "ok": "graded normally",
-    "missing": "no notebook was found for this assignment",
-    "invalid file": "the file could not be read (a link, not a regular file, or too large)",
-    "invalid json": "the file is not a readable notebook (invalid JSON or not nbformat)",
-    "empty": "the notebook is empty",
-    "misnamed": "the notebook had another name; it was graded anyway",
-    "tampered": "test or locked cells were changed; the originals ran instead",
-    "exception": "a cell raised an error",
-    "timeout": "the notebook ran too long and was stopped",
-    "kernel died": "the Python kernel stopped (exit, crash or CPU limit)",
-    "memory": "the notebook ran out of memory",
-    "unanswered": "an answer cell was left as it was released",
-    "late": "submitted after the deadline",
-}
-
-
 @dataclass
 class Settings:
     cell_timeout: float = 60
