@@ -26,6 +26,7 @@ from .sandbox import Limits
 from .scoring import compute_references, score_tests, test_cells
 from .submissions import Submission
 
+
 @dataclass
 class Settings:
     cell_timeout: float = 60
