@@ -126,6 +126,9 @@ def init_course(course: Path, course_id: str, exchange: Path | None = None, sour
     exchange = Path(exchange or course.parent / "exchange").absolute()
     for folder in ("source", "release", "releases", "submitted", "autograded", "feedback", "grades"):
         (course / folder).mkdir(parents=True, exist_ok=True)
+    # The course holds the solutions, the hidden tests, the gradebook and every student's work: nobody else
+    # may read it (students use the exchange, which nbgrader keeps apart, and fetch feedback through it).
+    os.chmod(course, 0o700)
     make_exchange(exchange)
     names = sorted(load_assignments(source, assignments))
     for name in names:
@@ -251,7 +254,7 @@ def write_autograded(course: Path, result: Result) -> None:
         nb = nbformat.from_dict(result.graded_notebook)
         for cell in nb.cells:
             cell.metadata.pop("autograder", None)
-        nbformat.write(nb, folder / f"{result.assignment}.ipynb")
+        atomic_write(folder / f"{result.assignment}.ipynb", nbformat.writes(nb))  # 0600: it holds the hidden tests
     submitted = Path(course) / "submitted" / result.student / result.assignment / "timestamp.txt"
     if submitted.is_file() and not submitted.is_symlink():
         shutil.copyfile(submitted, folder / "timestamp.txt")

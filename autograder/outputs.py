@@ -20,7 +20,7 @@ from .results import Mark, Result, ResultStore, atomic_write, safe_key
 
 CSV_FIELDS = ["student", "name", "lms_id", "assignment", "autograded_score", "autograded_max", "manual_score",
               "manual_max", "late_penalty", "total", "max_score", "final", "ungraded_cells", "submitted", "due",
-              "late_hours", "status", "details"]
+              "late_seconds", "status", "details"]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -97,7 +97,7 @@ def grades_rows(results: list[Result]) -> list[dict]:
             "late_penalty": f"{r.late_penalty:g}", "total": f"{r.total:g}", "max_score": f"{r.max_score:g}",
             "final": "yes" if r.final else "no", "ungraded_cells": " ".join(r.ungraded),
             "submitted": r.timestamp, "due": r.due,
-            "late_hours": f"{r.late_seconds / 3600:.2f}" if r.late_seconds else "0",
+            "late_seconds": f"{r.late_seconds:.0f}",
             "status": r.status, "details": " | ".join(r.details)})
     return rows
 
