@@ -202,6 +202,17 @@ def check_fixed_cell(gid: str, source_cell, released_cell, copies: list, rebuilt
                                  "the original ran)")
     elif normalized(cell.get("source", "")) not in (normalized(released_cell.source), normalized(source_cell.source)):
         rebuilt.tampering.append(f"{kind} '{gid}' was edited (the original ran)")
+    if role(source_cell) == "test" and points_of(cell) != points_of(source_cell):
+        rebuilt.tampering.append(f"{kind} '{gid}' had its points changed to {nbgrader_meta(cell).get('points')!r} "
+                                 f"(the assignment's {points_of(source_cell):g} count)")
+
+
+def points_of(cell) -> float | None:
+    """A cell's nbgrader points as a number (None when missing or not a number)."""
+    try:
+        return float(nbgrader_meta(cell).get("points", 0) or 0)
+    except (TypeError, ValueError):
+        return None
 
 
 def answer_cell(gid: str, source_cell, released_cell, copies: list, rebuilt: Rebuilt):

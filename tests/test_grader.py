@@ -129,6 +129,36 @@ def class_notebooks(assignment, tmp: Path) -> dict:
     forged.cells.append(nbformat.v4.new_code_cell("print('all good')", metadata={"nbgrader": {
         "grade": True, "solution": False, "locked": True, "grade_id": "bonus", "points": 100, "schema_version": 3}}))
     nbs["forged"] = forged
+    # Resource attacks on the sandbox and on the grader itself (tests/test_sandbox_limits.py has one per limit).
+    widget_flood = ("from ipykernel.comm import Comm\ncomm = Comm(target_name='jupyter.widget', data={'state': {"
+                    "'_model_name': 'M', '_model_module': 'm', '_model_module_version': '1'}})\nfor i in range(40):\n"
+                    "    comm.send({'method': 'update', 'state': {'k%d' % i: 'y' * 500_000}})\n")
+    display_flood = ("from IPython.display import display\nhandle = display('start', display_id=True)\n"
+                     "for i in range(40):\n    handle.update('z' * 500_000 + str(i))\n")
+    many_processes_memory = ("import multiprocessing as mp, time\ndef hold(mb):\n    block = bytearray(mb * 2**20)\n"
+                             "    block[::4096] = b'1' * (len(block) // 4096)\n    time.sleep(2)\n"
+                             "children = [mp.get_context('fork').Process(target=hold, args=(250,)) for _ in range(6)]\n"
+                             "[c.start() for c in children]\n[c.join() for c in children]\n")
+    cpu_hog = ("import os, time\nfor _ in range(48):\n    if os.fork() == 0:\n        try:\n            os.setsid()\n"
+               "        except OSError:\n            pass\n        end = time.time() + 4\n"
+               "        while time.time() < end:\n            pass\n        os._exit(0)\n")
+    nbs["killpg"] = student_nb(a, mean="import os, signal\nos.killpg(0, signal.SIGKILL)")
+    nbs["widgetflood"] = student_nb(a, mean=widget_flood + CORRECT_MEAN)
+    nbs["displayflood"] = student_nb(a, mean=display_flood + CORRECT_MEAN)
+    nbs["hugeline"] = student_nb(a, mean="print('x' * 12_000_000)\n" + CORRECT_MEAN)
+    nbs["manycells"] = student_nb(a)
+    nbs["manycells"].cells += [nbformat.v4.new_code_cell("print('m' * 1_900_000)") for _ in range(12)]
+    nbs["shmfill"] = student_nb(a, mean="with open('/dev/shm/fill', 'wb') as out:\n    for _ in range(1024):\n"
+                                "        out.write(b'0' * 2**20)\n" + CORRECT_MEAN)
+    nbs["socketfill"] = student_nb(a, mean="import os, sys\nfolder = os.path.dirname(sys.argv[sys.argv.index('-f') + 1])\n"
+                                   "open(os.path.join(folder, 'fill'), 'wb').write(b'0' * 2**27)\n" + CORRECT_MEAN)
+    nbs["manymemory"] = student_nb(a, mean=many_processes_memory + CORRECT_MEAN)
+    nbs["cpuhog"] = student_nb(a, mean=cpu_hog + CORRECT_MEAN)
+    nbs["userns"] = student_nb(a, mean="import subprocess\nsubprocess.run(['unshare', '--user', '--map-root-user', 'true'], "
+                               "check=True)\n" + CORRECT_MEAN)
+    points = student_nb(a)
+    nbgrader_meta(points.cells[index_of(points, "test_mean")])["points"] = 100
+    nbs["points"] = points
     return nbs
 
 
@@ -220,6 +250,18 @@ EXPECTED = {  # student: (automatic score, a status it must show)
     "emptyfile": (0.0, "empty"),
     "missing": (0.0, "missing"),
     "symlink": (0.0, "invalid file"),
+    "killpg": (SQUARE_ONLY, "kernel died"),  # its own kill, not reported as memory
+    "widgetflood": (SQUARE_ONLY, "output limit"),  # past the notebook's output cap even the reports are dropped
+    "displayflood": (SQUARE_ONLY, "output limit"),
+    "hugeline": (SQUARE_ONLY, "output limit"),  # refused by the grader's sockets; the notebook stops there
+    "manycells": (FULL, "output limit"),  # the added cells come after every test
+    "shmfill": (SQUARE_ONLY, "exception"),
+    "socketfill": (SQUARE_ONLY, "exception") if os.geteuid() == 0 else (SQUARE_ONLY, "kernel died"),
+    # with a memory cgroup the children are stopped and the kernel goes on; the fallback stops the sandbox
+    "manymemory": (FULL, "memory") if "memory" in sandbox.available_controllers() else (SQUARE_ONLY, "memory"),
+    "cpuhog": (FULL, "ok"),
+    "userns": (SQUARE_ONLY, "exception"),  # seccomp: unshare(CLONE_NEWUSER) gets EPERM
+    "points": (FULL, "tampered"),
 }
 
 
