@@ -60,7 +60,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--ray-address", default=None, help="address of a running Ray cluster (implies --ray)")
     g.add_argument("--timeout", type=float, default=60, help="seconds per cell (default 60)")
     g.add_argument("--total-timeout", type=float, default=600, help="seconds per notebook (default 600)")
-    g.add_argument("--memory", type=int, default=4096, help="address-space limit per kernel in MB (default 4096)")
+    g.add_argument("--memory", type=int, default=4096,
+                   help="memory limit of each sandbox in MB, all its processes together (default 4096)")
     g.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="run student code WITHOUT bubblewrap (it can then read the solutions and write anywhere)")
 

@@ -563,6 +563,8 @@ STATUS_WORDS = {
     "exception": "a cell raised an error (its message is shown under the cell)",
     "timeout": "your notebook ran too long and was stopped; the cells after that point did not run",
     "memory": "your notebook ran out of memory",
+    "output limit": "your notebook printed more output than the grader keeps (16 MB in all, or one message "
+                    "over 8 MB); the cells after that point did not run",
     "kernel died": "the Python kernel stopped (an exit, a crash or the CPU-time limit); the cells after that "
                    "point did not run",
     "unanswered": "some answers are still the template you were given",

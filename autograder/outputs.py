@@ -116,11 +116,17 @@ def feedback_path(out: Path, result: Result) -> Path:
     return out / "feedback" / safe_key(result.student) / result.assignment / f"{result.assignment}.html"
 
 
+RENDER_SECONDS, RENDER_MB = 120, 2048  # one page takes a second or two; a page past this is a hostile one
+
+
 def render_feedback(result: Result, assignment: Assignment) -> str:
+    """The student's page, rendered in a forked child with a time and memory limit (feedback must never cost
+    a grade, nor let one notebook stall the class's outputs); a plain page saying so when it fails."""
     from .feedback import feedback_html
+    from .runner import run_with_time_limit
     try:
-        return feedback_html(result, assignment)
-    except Exception as exc:  # feedback must never cost a grade
+        return run_with_time_limit(feedback_html, RENDER_SECONDS, result, assignment, memory_mb=RENDER_MB)
+    except Exception as exc:
         return (f"<html><body><p>Feedback for {html.escape(result.assignment)} could not be rendered "
                 f"({html.escape(type(exc).__name__)}); status: {html.escape(result.status)}, "
                 f"{result.total:g} / {result.max_score:g} points.</p></body></html>")
