@@ -243,20 +243,20 @@ class COMA(nn.Module):
     def normalize(self, values: torch.Tensor) -> torch.Tensor:
         return self.value_normalizer.normalize(values) if self.cfg.value_norm else values
 
-    @torch.no_grad()
     def advantages(self, state, obs, actions, targets: torch.Tensor | None = None) -> torch.Tensor:
         """Every agent's advantage ``[..., n]`` in reward units, for the configured baseline.
 
         ``targets`` (the TD(lambda) returns) are needed only by ``state_value``: A = G - V(x).
         """
-        out = self.critic_outputs(state, obs, actions)
-        if self.cfg.baseline == "state_value":
-            if targets is None:
-                raise ValueError("the state_value baseline needs the TD(lambda) targets to form G - V(x)")
-            return targets - self.denormalize(out.squeeze(-1))
-        scale = self.value_normalizer.std if self.cfg.value_norm else 1.0  # A is a difference: the mean cancels
-        probs = self.policy(obs).probs
-        return scale * counterfactual_advantage(out, probs, actions)
+        with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+            out = self.critic_outputs(state, obs, actions)
+            if self.cfg.baseline == "state_value":
+                if targets is None:
+                    raise ValueError("the state_value baseline needs the TD(lambda) targets to form G - V(x)")
+                return targets - self.denormalize(out.squeeze(-1))
+            scale = self.value_normalizer.std if self.cfg.value_norm else 1.0  # A is a difference: the mean cancels
+            probs = self.policy(obs).probs
+            return scale * counterfactual_advantage(out, probs, actions)
 
 
 # --- experience --------------------------------------------------------------------------------
@@ -280,7 +280,6 @@ class Rollout:
     final_actions: torch.Tensor | None = None  # [T, E, n]: drawn from the policy at final_obs
 
 
-@torch.no_grad()
 def collect(model: COMA, env, start, steps: int):
     """Run the stochastic policy for ``steps`` steps; also sample the actions at the state after them.
 
@@ -288,37 +287,38 @@ def collect(model: COMA, env, start, steps: int):
     so the critic is always evaluated on joint actions the policy really takes. After the update the
     next rollout's first actions are drawn again (``resample_actions``), so the actors learn on-policy.
     """
-    obs, state, actions = start
-    names = ("obs", "state", "actions", "rewards", "dones", "agent_dones", "truncated", "active",
-             "final_obs", "final_state", "final_actions")
-    buffers = {k: [] for k in names}
-    for _ in range(steps):
-        buffers["active"].append(acting_agents(env))
-        step = env.step(actions)
-        for key, value in (("obs", obs), ("state", state), ("actions", actions), ("rewards", step.reward),
-                           ("dones", step.done), ("agent_dones", agent_dones(step)), ("truncated", agent_truncations(step)),
-                           ("final_obs", step.final_obs), ("final_state", step.final_state)):
-            buffers[key].append(value)
-        buffers["final_actions"].append(model.policy(step.final_obs).sample() if bool(step.truncated.any()) else actions)
-        obs, state = step.obs, step.state
-        actions = model.policy(obs).sample()
-    stacked = {k: torch.stack(v) for k, v in buffers.items()}
-    if not bool(stacked["truncated"].any()):  # nothing to bootstrap from: keep the rollout small
-        stacked.update(final_obs=None, final_state=None, final_actions=None)
-    return Rollout(**stacked, next_obs=obs, next_state=state, next_actions=actions), (obs, state, actions)
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        obs, state, actions = start
+        names = ("obs", "state", "actions", "rewards", "dones", "agent_dones", "truncated", "active",
+                 "final_obs", "final_state", "final_actions")
+        buffers = {k: [] for k in names}
+        for _ in range(steps):
+            buffers["active"].append(acting_agents(env))
+            step = env.step(actions)
+            for key, value in (("obs", obs), ("state", state), ("actions", actions), ("rewards", step.reward),
+                               ("dones", step.done), ("agent_dones", agent_dones(step)), ("truncated", agent_truncations(step)),
+                               ("final_obs", step.final_obs), ("final_state", step.final_state)):
+                buffers[key].append(value)
+            buffers["final_actions"].append(model.policy(step.final_obs).sample() if bool(step.truncated.any()) else actions)
+            obs, state = step.obs, step.state
+            actions = model.policy(obs).sample()
+        stacked = {k: torch.stack(v) for k, v in buffers.items()}
+        if not bool(stacked["truncated"].any()):  # nothing to bootstrap from: keep the rollout small
+            stacked.update(final_obs=None, final_state=None, final_actions=None)
+        return Rollout(**stacked, next_obs=obs, next_state=state, next_actions=actions), (obs, state, actions)
 
 
-@torch.no_grad()
 def critic_targets(model: COMA, rollout: Rollout, cfg: COMAConfig) -> torch.Tensor:
     """TD(lambda) targets ``[T, E, n]`` in reward units, from the target critic."""
-    values = model.denormalize(model.critic_values(rollout.state, rollout.obs, rollout.actions, target=True))
-    last = model.denormalize(model.critic_values(rollout.next_state, rollout.next_obs, rollout.next_actions, target=True))
-    dones = rollout.dones if rollout.agent_dones is None else rollout.agent_dones
-    truncated, final = None, None
-    if rollout.final_state is not None:
-        truncated = rollout.truncated
-        final = model.denormalize(model.critic_values(rollout.final_state, rollout.final_obs, rollout.final_actions, target=True))
-    return td_lambda_targets(rollout.rewards, values, dones, last, cfg.gamma, cfg.td_lambda, truncated, final)
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        values = model.denormalize(model.critic_values(rollout.state, rollout.obs, rollout.actions, target=True))
+        last = model.denormalize(model.critic_values(rollout.next_state, rollout.next_obs, rollout.next_actions, target=True))
+        dones = rollout.dones if rollout.agent_dones is None else rollout.agent_dones
+        truncated, final = None, None
+        if rollout.final_state is not None:
+            truncated = rollout.truncated
+            final = model.denormalize(model.critic_values(rollout.final_state, rollout.final_obs, rollout.final_actions, target=True))
+        return td_lambda_targets(rollout.rewards, values, dones, last, cfg.gamma, cfg.td_lambda, truncated, final)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -210,17 +210,17 @@ class MADDPG(nn.Module):
             return F.gumbel_softmax(out, tau=self.cfg.gumbel_temperature, hard=True), out
         return torch.tanh(out), out
 
-    @torch.no_grad()
     def target_actions(self, obs: torch.Tensor) -> torch.Tensor:
         """mu'(o'): the target actors' actions for the critic targets, in critic format.
 
         Continuous: deterministic. Discrete: a one-hot Gumbel-softmax sample of the target policy,
         the same kind of action as the stochastic policy the actor update improves.
         """
-        out = self.target_actor(obs)
-        if self.spec.discrete:
-            return F.gumbel_softmax(out, tau=self.cfg.gumbel_temperature, hard=True)
-        return torch.tanh(out)
+        with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+            out = self.target_actor(obs)
+            if self.spec.discrete:
+                return F.gumbel_softmax(out, tau=self.cfg.gumbel_temperature, hard=True)
+            return torch.tanh(out)
 
     @torch.no_grad()
     def explore(self, obs: torch.Tensor, noise_std: float) -> torch.Tensor:
@@ -281,19 +281,19 @@ def critic_targets(rewards: torch.Tensor, done: torch.Tensor, next_q: torch.Tens
     return rewards + gamma * (1.0 - done.unsqueeze(-1)) * next_q
 
 
-@torch.no_grad()
 def td_targets(model: MADDPG, batch: dict, gamma: float) -> torch.Tensor:
     """The critics' regression targets ``[B, n]``, from the target actors and target critics."""
-    next_actions = model.target_actions(batch["next_obs"])
-    next_q = model.q(batch["next_state"], batch["next_obs"], same_joint_action(next_actions), model.target_critic)
-    return critic_targets(batch["rewards"], batch["done"], next_q, gamma)
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        next_actions = model.target_actions(batch["next_obs"])
+        next_q = model.q(batch["next_state"], batch["next_obs"], same_joint_action(next_actions), model.target_critic)
+        return critic_targets(batch["rewards"], batch["done"], next_q, gamma)
 
 
-@torch.no_grad()
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """theta' <- tau theta + (1 - tau) theta'."""
-    for t, s in zip(target.parameters(), source.parameters()):
-        t.lerp_(s, tau)
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.lerp_(s, tau)
 
 
 # --- one update ----------------------------------------------------------------------------

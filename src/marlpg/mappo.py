@@ -244,45 +244,45 @@ class EpisodeTracker:
         return returns.mean().item() if len(returns) else float("nan")
 
 
-@torch.no_grad()
 def collect(model: MAPPO, env, start, steps: int, tracker: EpisodeTracker):
     """Run the stochastic policy for ``steps`` steps; return the rollout and the next observation."""
-    obs, state = start
-    names = ("obs", "state", "actions", "log_probs", "rewards", "dones", "truncated", "final_obs",
-             "final_state", "active", "action_mask")
-    buffers = {k: [] for k in names}
-    for _ in range(steps):
-        mask = current_action_mask(env)
-        dist = model.policy(obs, mask)
-        actions = dist.sample()
-        for key, value in (("obs", obs), ("state", state), ("actions", actions), ("log_probs", log_prob(dist, actions)),
-                           ("active", acting_agents(env)), ("action_mask", mask)):
-            buffers[key].append(value)
-        step = env.step(actions)
-        obs, state = step.obs, step.state
-        for key, value in (("rewards", step.reward), ("dones", agent_dones(step)), ("truncated", agent_truncations(step)),
-                           ("final_obs", step.final_obs), ("final_state", step.final_state)):
-            buffers[key].append(value)
-        tracker.add(step.reward, step.done)
-    stacked = {k: (None if v[0] is None else torch.stack(v)) for k, v in buffers.items()}
-    rollout = Rollout(**stacked, values=None, last_value=None)
-    return with_values(model, rollout, (obs, state)), (obs, state)
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        obs, state = start
+        names = ("obs", "state", "actions", "log_probs", "rewards", "dones", "truncated", "final_obs",
+                 "final_state", "active", "action_mask")
+        buffers = {k: [] for k in names}
+        for _ in range(steps):
+            mask = current_action_mask(env)
+            dist = model.policy(obs, mask)
+            actions = dist.sample()
+            for key, value in (("obs", obs), ("state", state), ("actions", actions), ("log_probs", log_prob(dist, actions)),
+                               ("active", acting_agents(env)), ("action_mask", mask)):
+                buffers[key].append(value)
+            step = env.step(actions)
+            obs, state = step.obs, step.state
+            for key, value in (("rewards", step.reward), ("dones", agent_dones(step)), ("truncated", agent_truncations(step)),
+                               ("final_obs", step.final_obs), ("final_state", step.final_state)):
+                buffers[key].append(value)
+            tracker.add(step.reward, step.done)
+        stacked = {k: (None if v[0] is None else torch.stack(v)) for k, v in buffers.items()}
+        rollout = Rollout(**stacked, values=None, last_value=None)
+        return with_values(model, rollout, (obs, state)), (obs, state)
 
 
-@torch.no_grad()
 def with_values(model: MAPPO, rollout: Rollout, next_start) -> Rollout:
     """The rollout with the current critic's de-normalized values: V(x_t), V(x_T), and V(x'_t) where truncated."""
-    denorm = model.value_normalizer.denormalize if model.cfg.value_norm else (lambda v: v)
-    next_obs, next_state = next_start
-    final_values = None
-    if rollout.truncated is not None and bool(rollout.truncated.any()):
-        final_values = denorm(model.value(rollout.final_state, rollout.final_obs))
-    return replace(
-        rollout,
-        values=denorm(model.value(rollout.state, rollout.obs)),
-        last_value=denorm(model.value(next_state, next_obs)),
-        final_values=final_values,
-    )
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        denorm = model.value_normalizer.denormalize if model.cfg.value_norm else (lambda v: v)
+        next_obs, next_state = next_start
+        final_values = None
+        if rollout.truncated is not None and bool(rollout.truncated.any()):
+            final_values = denorm(model.value(rollout.final_state, rollout.final_obs))
+        return replace(
+            rollout,
+            values=denorm(model.value(rollout.state, rollout.obs)),
+            last_value=denorm(model.value(next_state, next_obs)),
+            final_values=final_values,
+        )
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -351,12 +351,12 @@ def explained_variance(values: torch.Tensor, targets: torch.Tensor) -> float:
     return (1 - (targets - values).var() / variance).item()
 
 
-@torch.no_grad()
 def ppo_diagnostics(log_ratio: torch.Tensor, active: torch.Tensor | None, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Approximate KL(pi_old || pi) as E[(rho - 1) - log rho] (nonnegative, unbiased; Schulman's k3
     estimator) and the share of samples with |rho - 1| > clip, over the ``active`` samples."""
-    ratio = log_ratio.exp()
-    return masked_mean(ratio - 1 - log_ratio, active), masked_mean(((ratio - 1).abs() > clip).float(), active)
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        ratio = log_ratio.exp()
+        return masked_mean(ratio - 1 - log_ratio, active), masked_mean(((ratio - 1).abs() > clip).float(), active)
 
 
 def minibatch_indices(samples: int, minibatches: int, generator: torch.Generator, device) -> tuple[torch.Tensor, ...]:
