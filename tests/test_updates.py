@@ -172,17 +172,20 @@ def test_minibatches_are_as_many_as_asked_and_even(samples, parts):
         mappo.minibatch_indices(25, 26, torch.Generator(), "cpu")
 
 
-def test_mappo_update_with_one_copy_uses_every_minibatch():
+def test_mappo_update_with_one_copy_takes_every_minibatch_step():
+    # 1 copy x 25 steps in 8 minibatches: chunk(8) would make 7 chunks of 4 (and index the 8th)
     model, cfg = _mappo(value_norm=False)
-    cfg = replace(cfg, num_envs=1, rollout_steps=5, minibatches=3)
-    obs = torch.zeros(5, 1, 2, 3)
+    cfg = replace(cfg, num_envs=1, rollout_steps=25, minibatches=8, epochs=2)
     rollout = mappo.Rollout(
-        obs=obs, state=torch.zeros(5, 1, 7), actions=torch.zeros(5, 1, 2, dtype=torch.long),
-        log_probs=torch.full((5, 1, 2), -math.log(3)), values=torch.zeros(5, 1, 2), rewards=torch.randn(5, 1, 2),
-        dones=torch.zeros(5, 1, dtype=torch.bool), last_value=torch.zeros(1, 2),
+        obs=torch.randn(25, 1, 2, 3), state=torch.zeros(25, 1, 7), actions=torch.zeros(25, 1, 2, dtype=torch.long),
+        log_probs=torch.full((25, 1, 2), -math.log(3)), values=torch.zeros(25, 1, 2), rewards=torch.randn(25, 1, 2),
+        dones=torch.zeros(25, 1, dtype=torch.bool), last_value=torch.zeros(1, 2),
     )
-    stats = mappo.update(model, rollout, mappo.make_optimizers(model, cfg), cfg, torch.Generator().manual_seed(0))
+    optimizers = mappo.make_optimizers(model, cfg)
+    stats = mappo.update(model, rollout, optimizers, cfg, torch.Generator().manual_seed(0))
     assert all(math.isfinite(v) for v in stats.values())
+    for optimizer in optimizers:
+        assert all(int(state["step"]) == 16 for state in optimizer.state.values())
 
 
 def test_mappo_inactive_agents_and_masked_actions_add_nothing():
@@ -250,22 +253,33 @@ def test_mappo_bootstraps_through_a_truncation_only(truncate):
     assert torch.allclose(returns[0], 1.0 + 0.5 * g1 * torch.ones(2, 2))
 
 
+@pytest.mark.parametrize("baseline", ["counterfactual", "independent"])
 @pytest.mark.parametrize("truncate", [False, True])
-def test_coma_bootstraps_through_a_truncation_only(truncate):
+def test_coma_bootstraps_through_a_truncation_only(truncate, baseline):
     cfg = coma.COMAConfig(env="vmas:simple_spread", n_agents=2, horizon=2, num_envs=2, gamma=0.5, td_lambda=1.0,
-                          value_norm=False)
+                          value_norm=False, baseline=baseline)
     torch.manual_seed(0)
     model = coma.COMA(SPEC, cfg)
+    with torch.no_grad():  # a target critic unlike the online one
+        for p in model.target_critic.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+        # the policy picks action 0 at the observation 0, 0 or 1 at 1, and 2 at the final observation 2
+        logits = nn.Linear(5, 3)
+        logits.weight.zero_()
+        logits.weight[:, 0] = torch.tensor([-20.0, 0.0, 20.0])
+        logits.bias.copy_(torch.tensor([20.0, 0.0, -30.0]))
+        model.actors[0].net = nn.Sequential(logits)
     env = TwoStepGame(truncate=truncate)
     obs, state = env.reset()
     rollout, _ = coma.collect(model, env, (obs, state, model.policy(obs).sample()), 2)
     targets = coma.critic_targets(model, rollout, cfg)
     if truncate:
+        assert torch.all(rollout.final_actions[1] == 2)  # drawn from the policy at the state reached
         q_end = model.critic_values(rollout.final_state[1], rollout.final_obs[1], rollout.final_actions[1], target=True)
         assert torch.equal(rollout.final_obs[1], env._observe(2)[0])
     else:
         q_end = torch.zeros(2, 2)
-        assert rollout.final_state is None
+        assert rollout.final_state is None and rollout.final_obs is None and rollout.final_actions is None
     assert torch.allclose(targets[1], 2.0 + 0.5 * q_end)
     assert torch.allclose(targets[0], 1.0 + 0.5 * targets[1])
 
@@ -311,16 +325,21 @@ def test_coma_counterfactual_baseline_uses_the_current_policy():
     assert not torch.allclose(first, expected)
 
 
-def test_coma_targets_come_from_the_target_critic_which_train_copies_on_schedule():
-    model, cfg = _coma(value_norm=False, gamma=0.5, td_lambda=0.0)
+@pytest.mark.parametrize("baseline", ["counterfactual", "independent", "state_value"])
+def test_coma_targets_come_from_the_target_critic_which_train_copies_on_schedule(baseline):
+    model, cfg = _coma(value_norm=False, gamma=0.5, td_lambda=0.0, baseline=baseline)
     with torch.no_grad():
         model.target_critic[-1].weight.zero_()
         model.target_critic[-1].bias.fill_(7.0)
-    obs = torch.zeros(1, 2, 2, 3)
-    rollout = coma.Rollout(obs=obs, state=torch.zeros(1, 2, 7), actions=torch.zeros(1, 2, 2, dtype=torch.long),
-                           rewards=torch.ones(1, 2, 2), dones=torch.zeros(1, 2, dtype=torch.bool), next_obs=obs[0],
+    obs = torch.zeros(2, 2, 2, 3)
+    rollout = coma.Rollout(obs=obs, state=torch.zeros(2, 2, 7), actions=torch.zeros(2, 2, 2, dtype=torch.long),
+                           rewards=torch.ones(2, 2, 2), dones=torch.zeros(2, 2, dtype=torch.bool), next_obs=obs[0],
                            next_state=torch.zeros(2, 7), next_actions=torch.zeros(2, 2, dtype=torch.long))
-    assert torch.allclose(coma.critic_targets(model, rollout, cfg), torch.full((1, 2, 2), 1.0 + 0.5 * 7.0))
+    # lambda = 0: G_t = r_t + gamma Q'(x_{t+1}, u_{t+1}), with Q' = 7 at t + 1 = 1 (inside) and 2 (the bootstrap)
+    assert torch.allclose(coma.critic_targets(model, rollout, cfg), torch.full((2, 2, 2), 1.0 + 0.5 * 7.0))
+    # agent 1 left after step 0: its target there stops at its reward
+    left = replace(rollout, agent_dones=torch.tensor([[[False, True]] * 2, [[False, False]] * 2]))
+    assert torch.allclose(coma.critic_targets(model, left, cfg)[0, :, 1], torch.ones(2))
     assert not coma.update_target(model, 1, replace(cfg, target_update_every=2))
     assert model.target_critic[-1].bias[0].item() == 7.0
     assert coma.update_target(model, 2, replace(cfg, target_update_every=2))
@@ -371,8 +390,9 @@ def test_coma_positive_advantage_raises_that_actions_probability():
     assert after[0, 0] > before[0, 0] and after[1, 1] < before[1, 1]
 
 
-def test_coma_critic_moves_toward_its_targets():
-    model, cfg = _coma(critic_steps=1)
+@pytest.mark.parametrize("baseline", ["counterfactual", "independent", "state_value"])
+def test_coma_critic_moves_toward_its_targets(baseline):
+    model, cfg = _coma(critic_steps=1, baseline=baseline)
     obs = torch.randn(1, 4, 2, 3)
     rollout = coma.Rollout(obs=obs, state=torch.randn(1, 4, 7), actions=torch.randint(0, 3, (1, 4, 2)),
                            rewards=torch.zeros(1, 4, 2), dones=torch.ones(1, 4, dtype=torch.bool), next_obs=obs[0],
@@ -384,6 +404,36 @@ def test_coma_critic_moves_toward_its_targets():
     normalized = torch.tensor([[[-1.0, -1.0], [1.0, 1.0], [-1.0, -1.0], [1.0, 1.0]]])  # mean 2, std 1
     assert ((after - normalized) ** 2).mean() < ((before - normalized) ** 2).mean()
     assert model.value_normalizer.mean.item() == pytest.approx(2.0)
+
+
+def test_masked_means_by_hand():
+    x = torch.tensor([1.0, 2.0, 6.0])
+    for masked_mean in (mappo.masked_mean, coma.masked_mean):
+        assert masked_mean(x, None).item() == 3.0
+        assert masked_mean(x, torch.tensor([True, False, True])).item() == 3.5
+        assert masked_mean(x, torch.tensor([False, True, False])).item() == 2.0
+        assert masked_mean(x, torch.tensor([False, False, False])).item() == 0.0
+
+
+def test_coma_critic_loss_ignores_agents_that_left():
+    model, cfg = _coma(critic_steps=1, value_norm=False)
+    obs = torch.randn(1, 4, 2, 3)
+    active = torch.tensor([[[True, False]] * 4])
+    rollout = coma.Rollout(obs=obs, state=torch.randn(1, 4, 7), actions=torch.randint(0, 3, (1, 4, 2)),
+                           rewards=torch.zeros(1, 4, 2), dones=torch.ones(1, 4, dtype=torch.bool), next_obs=obs[0],
+                           next_state=torch.zeros(4, 7), next_actions=torch.zeros(4, 2, dtype=torch.long), active=active)
+    targets = torch.randn(1, 4, 2)
+    changed = targets.clone()
+    changed[..., 1] += 100.0
+    losses = []
+    for t in (targets, changed):
+        fresh = copy.deepcopy(model)
+        losses.append(coma.update_critic(fresh, rollout, t, torch.optim.SGD(fresh.critic.parameters(), lr=0.0), cfg, torch.Generator()))
+    assert losses[0] == pytest.approx(losses[1])
+    probs_before = model.policy(obs[0]).probs.detach()
+    coma.update_actors(model, rollout, torch.tensor([[[0.0, 5.0]] * 4]), torch.optim.SGD(model.actors.parameters(), lr=1.0),
+                       replace(cfg, entropy_coef=0.0))
+    assert torch.allclose(model.policy(obs[0]).probs, probs_before)  # the only advantage is an inactive agent's
 
 
 def test_coma_independent_critic_sees_the_clock_and_only_its_own_observation():
@@ -508,3 +558,6 @@ def test_maddpg_store_keeps_the_state_a_truncated_step_reached_and_marks_only_te
     env.step(actions)
     maddpg.store(buffer, obs, state, actions, env.step(actions))
     assert buffer.storage["done"][4:6].tolist() == [1.0, 1.0]
+    gone = Transition(obs, state, torch.zeros(2, 2), torch.zeros(2, dtype=torch.bool), alive=torch.tensor([[True, False]] * 2))
+    with pytest.raises(ValueError, match="agents that leave"):
+        maddpg.store(buffer, obs, state, actions, gone)
