@@ -188,6 +188,19 @@ def test_mappo_update_with_one_copy_takes_every_minibatch_step():
         assert all(int(state["step"]) == 16 for state in optimizer.state.values())
 
 
+def test_mappo_update_keeps_the_action_mask():
+    model, cfg = _mappo(value_norm=False)
+    obs = torch.randn(4, 2, 3)
+    mask = torch.tensor([True, False, True]).expand(4, 2, 3)
+    actions = torch.tensor([[0, 2], [2, 0], [0, 0], [2, 2]])
+    rollout = _one_step_rollout(model, obs, actions, torch.randn(4, 2))
+    with torch.no_grad():
+        log_probs = model.policy(obs, mask).log_prob(actions)
+    rollout = replace(rollout, log_probs=log_probs[None], action_mask=mask[None])
+    stats = mappo.update(model, rollout, mappo.make_optimizers(model, cfg), cfg, torch.Generator().manual_seed(0))
+    assert stats["approx_kl"] == 0.0  # the one minibatch's ratio is exactly 1 only under the same mask
+
+
 def test_mappo_inactive_agents_and_masked_actions_add_nothing():
     model, cfg = _mappo(value_norm=False)
     obs = torch.randn(4, 2, 3)
@@ -506,8 +519,9 @@ def test_maddpg_update_moves_the_targets_by_tau_and_the_critic_toward_its_target
         assert torch.allclose(new, 0.75 * old + 0.25 * source, atol=1e-6)
 
 
-def test_maddpg_actor_step_raises_its_critics_value():
-    model, cfg, optimizers = _maddpg()
+@pytest.mark.parametrize("iddpg", [False, True])
+def test_maddpg_actor_step_raises_its_critics_value(iddpg):
+    model, cfg, optimizers = _maddpg(iddpg=iddpg)
     batch = _batch(model)
     value = lambda: model.q(batch["state"], batch["obs"], maddpg.own_action_replaced(batch["actions"], model.mu(batch["obs"])))
     before = value().detach()
@@ -525,7 +539,9 @@ def test_maddpg_discrete_targets_sample_the_target_policy_and_the_logits_are_reg
     for net in model.target_actor.nets:
         _skew(net, [0.0, 0.0, 0.0])
     torch.manual_seed(0)
-    chosen = model.target_actions(torch.zeros(3000, 2, 3)).argmax(-1)
+    sampled = model.target_actions(torch.zeros(3000, 2, 3))
+    assert torch.all((sampled == 0) | (sampled == 1)) and torch.all(sampled.sum(-1) == 1)  # hard one-hot samples
+    chosen = sampled.argmax(-1)
     share = torch.bincount(chosen.flatten(), minlength=3).float() / chosen.numel()
     assert torch.allclose(share, torch.full((3,), 1 / 3), atol=0.03)  # a sample, not the greedy action 0
     with torch.no_grad():  # a critic that ignores the actions: the actor loss is the regularizer alone
@@ -561,3 +577,16 @@ def test_maddpg_store_keeps_the_state_a_truncated_step_reached_and_marks_only_te
     gone = Transition(obs, state, torch.zeros(2, 2), torch.zeros(2, dtype=torch.bool), alive=torch.tensor([[True, False]] * 2))
     with pytest.raises(ValueError, match="agents that leave"):
         maddpg.store(buffer, obs, state, actions, gone)
+
+
+def test_running_normalizer_keeps_moments_per_feature():
+    from marlpg.core.normalizer import RunningNormalizer
+
+    normalizer = RunningNormalizer((2,))
+    first, second = torch.tensor([[1.0, 10.0], [3.0, 30.0]]), torch.tensor([[5.0, 50.0]])
+    normalizer.update(first)
+    normalizer.update(second)
+    together = torch.cat([first, second])
+    assert torch.allclose(normalizer.mean, together.mean(0))
+    assert torch.allclose(normalizer.var, together.var(0, unbiased=False))
+    assert normalizer.count.item() == 3
