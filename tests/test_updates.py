@@ -590,3 +590,34 @@ def test_running_normalizer_keeps_moments_per_feature():
     assert torch.allclose(normalizer.mean, together.mean(0))
     assert torch.allclose(normalizer.var, together.var(0, unbiased=False))
     assert normalizer.count.item() == 3
+
+
+def test_mappo_gaussian_policy_is_the_actor_mean_and_its_learned_std():
+    spec = replace(SPEC, discrete=False, n_actions=2)
+    torch.manual_seed(0)
+    model = mappo.MAPPO(spec, mappo.MAPPOConfig(continuous=True))
+    with torch.no_grad():
+        model.actors[0].log_std.copy_(torch.tensor([-1.0, 0.5]))
+    obs = torch.randn(4, 2, 3)
+    dist = model.policy(obs)
+    assert torch.allclose(dist.mean, model.actors[0].net(model.actor_input(obs)))
+    assert torch.allclose(dist.stddev, torch.tensor([-1.0, 0.5]).exp().expand(4, 2, 2))
+
+
+def test_mappo_advantages_are_normalized_over_the_agents_that_act():
+    model, cfg = _mappo(value_norm=False)
+    obs = torch.zeros(4, 2, 3)
+    rewards = torch.tensor([[1.0, 100.0], [2.0, -100.0], [3.0, 50.0], [4.0, 0.0]])
+    rollout = _one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), rewards)
+    advantages, _, _ = mappo.advantages_and_targets(model, rollout, cfg)
+    assert advantages.mean().item() == pytest.approx(0.0, abs=1e-6) and advantages.std().item() == pytest.approx(1.0, rel=1e-5)
+    rollout = replace(rollout, active=torch.tensor([[[True, False]] * 4]))
+    advantages, _, _ = mappo.advantages_and_targets(model, rollout, cfg)
+    used = advantages[..., 0]
+    assert used.mean().item() == pytest.approx(0.0, abs=1e-6) and used.std().item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_truncation_needs_final_values_of_the_rewards_shape():
+    rewards = torch.zeros(3, 2)
+    with pytest.raises(ValueError, match=r"final_values shaped like the rewards \(3, 2\); got \(3,\)"):
+        gae(rewards, rewards, torch.ones(3, 2), torch.zeros(2), 0.9, 0.9, torch.ones(3, 2, dtype=torch.bool), torch.zeros(3))
