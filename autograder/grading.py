@@ -6,37 +6,25 @@ do not depend on the number of parallel jobs.
 """
 from __future__ import annotations
 
-import csv
-import html
+import copy
+import hashlib
 import multiprocessing
 import os
+import re
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-from .feedback import feedback_html
-from .rebuild import Assignment, rebuild, role
+from .rebuild import Assignment, nbgrader_meta, rebuild, role
+from .results import ManualCell, Result, TestResult
 from .runner import run_notebook
 from .sandbox import Limits
-from .scoring import TestResult, compute_references, score_tests, test_cells
+from .scoring import compute_references, score_tests, test_cells
 from .submissions import Submission
-
-STATUS_WORDS = {
-    "ok": "graded normally",
-    "missing": "no notebook was found for this assignment",
-    "invalid file": "the file could not be read (a link, not a regular file, or too large)",
-    "invalid json": "the file is not a readable notebook (invalid JSON or not nbformat)",
-    "empty": "the notebook is empty",
-    "misnamed": "the notebook had another name; it was graded anyway",
-    "tampered": "test or locked cells were changed; the originals ran instead",
-    "exception": "a cell raised an error",
-    "timeout": "the notebook ran too long and was stopped",
-    "kernel died": "the Python kernel stopped (exit, crash or CPU limit)",
-    "memory": "the notebook ran out of memory",
-}
 
 
 @dataclass
@@ -45,34 +33,6 @@ class Settings:
     total_timeout: float = 600
     limits: Limits = field(default_factory=Limits)
     sandboxed: bool = True
-
-
-@dataclass
-class Result:
-    student: str
-    assignment: str
-    statuses: list[str] = field(default_factory=list)
-    details: list[str] = field(default_factory=list)
-    tests: list[TestResult] = field(default_factory=list)
-    auto_max: float = 0.0
-    manual_max: float = 0.0
-    notebook: nbformat.NotebookNode | None = None
-    html: str = ""
-    seconds: float = 0.0
-
-    @property
-    def score(self) -> float:
-        return sum(t.earned for t in self.tests)
-
-    @property
-    def status(self) -> str:
-        return "; ".join(self.statuses) if self.statuses else "ok"
-
-    def add(self, status: str, detail: str = "") -> None:
-        if status not in self.statuses:
-            self.statuses.append(status)
-        if detail:
-            self.details.append(detail)
 
 
 def parse_notebook(sub: Submission, result: Result) -> nbformat.NotebookNode | None:
@@ -92,14 +52,46 @@ def parse_notebook(sub: Submission, result: Result) -> nbformat.NotebookNode | N
     return nb
 
 
+def new_result(sub: Submission, assignment: Assignment) -> Result:
+    return Result(student=sub.student, assignment=sub.assignment, name=getattr(sub, "name", "") or sub.student,
+                  lms_id=getattr(sub, "lms_id", ""), auto_max=assignment.points("test"),
+                  manual_max=assignment.points("manual"), manual=manual_cells(assignment),
+                  timestamp=iso(getattr(sub, "timestamp", None)), submission_digest=content_digest(sub),
+                  source_digest=assignment.digest, layout=getattr(sub, "layout", ""), origin=getattr(sub, "origin", ""),
+                  late_marker=getattr(sub, "late_marker", False))
+
+
+def iso(moment) -> str:
+    return moment.isoformat() if moment is not None else ""
+
+
+def content_digest(sub: Submission) -> str:
+    return hashlib.sha256(sub.content).hexdigest() if sub.content is not None else ""
+
+
+def manual_cells(assignment: Assignment) -> list[ManualCell]:
+    """The hand-graded cells with their maxima and the instructor's model answer as the rubric."""
+    cells = []
+    for cell in assignment.source.cells:
+        if role(cell) == "manual":
+            meta = nbgrader_meta(cell)
+            cells.append(ManualCell(meta["grade_id"], float(meta.get("points", 0) or 0), rubric_text(cell.source)))
+    return cells
+
+
+def rubric_text(source: str) -> str:
+    inside = source.split("### BEGIN SOLUTION", 1)[-1].split("### END SOLUTION", 1)[0]
+    return inside.strip()
+
+
 def grade_submission(sub: Submission, assignment: Assignment, references: dict, settings: Settings) -> Result:
     """Grade one submission; every failure becomes a status and plain words, never an exception."""
     start = time.monotonic()
-    result = Result(sub.student, sub.assignment, auto_max=assignment.points("test"),
-                    manual_max=assignment.points("manual"))
+    result = new_result(sub, assignment)
     if sub.misnamed:
         result.add("misnamed")
     result.details += sub.notes
+    result.instructor_notes += getattr(sub, "instructor_notes", [])
     if sub.problem:
         result.add(sub.problem)
     else:
@@ -113,7 +105,10 @@ def grade_submission(sub: Submission, assignment: Assignment, references: dict, 
                                            f"{type(exc).__name__}: {exc}"[:300])
     if not result.tests:
         result.tests = [TestResult(gid, pts, 0.0, "not graded") for gid, pts in test_points(assignment)]
-    result.html = render_feedback(result, assignment)
+    answers = {c.metadata.get("autograder", {}).get("grade_id"): c.source for c in
+               (result.notebook.cells if result.notebook is not None else [])}
+    for cell in result.manual:
+        cell.answer = str(answers.get(cell.grade_id, ""))[:4000]
     result.seconds = time.monotonic() - start
     return result
 
@@ -122,44 +117,77 @@ def test_points(assignment: Assignment) -> list[tuple[str, float]]:
     return [(gid, pts) for _, gid, pts in test_cells(assignment.source)]
 
 
+def visible_version(rebuilt_nb, assignment: Assignment) -> nbformat.NotebookNode:
+    """The rebuilt notebook as the student was given it: every test cell holds its released text only, so
+    the hidden checks never reach this run's kernel, and whatever this run prints can be shown."""
+    nb = copy.deepcopy(rebuilt_nb)
+    released = assignment.released_cells()
+    for cell in nb.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if role(cell) == "test" and gid in released:
+            cell.source = released[gid].source
+    return nb
+
+
 def run_rebuilt(nb, assignment: Assignment, references: dict, settings: Settings, result: Result) -> None:
+    """Two runs of the rebuilt notebook, each in a fresh sandbox: the visible run (hidden checks removed) gives
+    everything a student reads; the grading run (hidden checks in) gives the points and nothing else."""
     rebuilt = rebuild(assignment, nb)
     for note in rebuilt.tampering:
         result.add("tampered", note)
     result.details += rebuilt.notes
-    run = run_notebook(rebuilt.notebook, cell_timeout=settings.cell_timeout, total_timeout=settings.total_timeout,
-                       limits=settings.limits, sandboxed=settings.sandboxed)
-    if run.ending != "ok":
-        result.add(run.ending, run.ending_detail)
-    report_cell_errors(rebuilt, run, result)
-    runs = {c.index: c for c in run.cells}
-    result.tests = score_tests(rebuilt.notebook, runs, references)
-    result.notebook = rebuilt.notebook
+    for gid in rebuilt.unanswered:
+        result.add("unanswered", f"you have not answered {gid} yet")
+    visible = visible_version(rebuilt.notebook, assignment)
+    kwargs = dict(cell_timeout=settings.cell_timeout, total_timeout=settings.total_timeout,
+                  limits=settings.limits, sandboxed=settings.sandboxed)
+    seen = run_notebook(visible, **kwargs)
+    graded = run_notebook(rebuilt.notebook, **kwargs)
+    ending = graded if graded.ending != "ok" else seen
+    if ending.ending != "ok":
+        result.add(ending.ending, name_cells(ending.ending_detail, visible))
+    report_cell_errors(visible, seen, result, set(rebuilt.unanswered))
+    result.tests = score_tests(rebuilt.notebook, {c.index: c for c in graded.cells}, references,
+                               visible, {c.index: c for c in seen.cells}, set(rebuilt.unanswered))
+    result.notebook = visible
+    result.graded_notebook = rebuilt.notebook
 
 
-def report_cell_errors(rebuilt, run, result: Result) -> None:
-    """'exception' for errors outside test cells (a failing test is a lost test, not a status)."""
+def cell_name(nb, index: int) -> str:
+    """A cell named as the student sees it: by its grade id and its place in the student's own notebook."""
+    label = nb.cells[index].metadata.get("autograder", {}) if 0 <= index < len(nb.cells) else {}
+    where = f" (cell {label['student_index']} of your notebook)" if label.get("student_index") else ""
+    gid = label.get("grade_id")
+    if label.get("origin") == "added":
+        return f"a cell you added{where}"
+    if role(nb.cells[index]) == "test":
+        return f"the test {gid}{where}"
+    if label.get("origin") == "student":
+        return f"your answer {gid}{where}"
+    return f"the assignment's cell {gid}{where}" if gid else "one of the assignment's own cells"
+
+
+def name_cells(text: str, nb) -> str:
+    """Replace the runner's 'cell N' (a position in the rebuilt notebook) with the cell's name."""
+    return re.sub(r"\bcell (\d+)\b", lambda m: cell_name(nb, int(m.group(1)) - 1), text)
+
+
+def report_cell_errors(nb, run, result: Result, unanswered: set) -> None:
+    """'exception' for errors outside test cells (a failing test is a lost test, not a status); an untouched
+    answer's NotImplementedError is 'unanswered' (already recorded), not an exception."""
     for c in run.cells:
-        if not c.error or "MemoryError" in c.error or is_test(rebuilt, c.index):
+        if not c.error or "MemoryError" in c.error or role(nb.cells[c.index]) == "test":
             continue
-        origin = rebuilt.notebook.cells[c.index].metadata.get("autograder", {}).get("origin")
-        kind = {"added": "your added cell", "student": "your answer cell"}.get(origin, "a locked cell")
+        label = nb.cells[c.index].metadata.get("autograder", {})
+        if c.error == "NotImplementedError" and label.get("grade_id") in unanswered:
+            continue
+        if c.error == "NameError" and unanswered and label.get("origin") == "source":
+            continue  # a locked cell using a name that an unanswered cell above was to define
+        name = cell_name(nb, c.index)
         if c.error == "SystemExit":
-            result.add("exception", f"cell {c.index + 1} ({kind}) called sys.exit({c.error_value}); "
-                                    "the kernel ignored it and went on")
+            result.add("exception", f"{name} called sys.exit({c.error_value}); the kernel ignored it and went on")
         else:
-            result.add("exception", f"cell {c.index + 1} ({kind}) raised {c.error}: {c.error_value}"[:300])
-
-
-def is_test(rebuilt, index: int) -> bool:
-    return role(rebuilt.notebook.cells[index]) == "test"
-
-
-def render_feedback(result: Result, assignment: Assignment) -> str:
-    try:
-        return feedback_html(result, assignment)
-    except Exception as exc:  # feedback must never cost a grade
-        return f"<html><body><pre>{html.escape(result.status)}\n{html.escape(str(exc))}</pre></body></html>"
+            result.add("exception", f"{name} raised {c.error}: {c.error_value}"[:300])
 
 
 def worker_context():
@@ -214,19 +242,28 @@ def _call(fn, item):
 
 
 def grade_all(submissions: list[Submission], assignments: dict[str, Assignment], settings: Settings,
-              jobs: int, progress=print, references: dict | None = None,
-              mapper=None) -> tuple[list[Result], dict[str, str]]:
+              jobs: int, progress=print, references: dict | None = None, mapper=None,
+              on_result=None) -> tuple[list[Result], dict[str, str]]:
     """References (one sandboxed run per assignment, unless given), then all submissions, ``jobs`` at a time.
 
-    ``mapper`` (e.g. :func:`ray_map`) replaces the local worker processes. Returns the results and, per
-    assignment that could not be graded, why (its solution failed)."""
+    ``on_result`` is called with each result the moment it is ready (the command line saves it then, so a
+    crash loses only the submissions in flight). ``mapper`` (e.g. :func:`ray_map`) replaces the local worker
+    processes. Returns the results and, per assignment that could not be graded, why (its solution failed)."""
     references, failed = dict(references or {}), {}
-    todo = [a for name, a in assignments.items() if name not in references]
+    todo = [a for name, a in assignments.items() if name not in references and
+            any(s.assignment == name for s in submissions)]
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=worker_context()) if jobs > 1 and mapper is None else None
+    results = []
+
+    def finished(result: Result) -> None:
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+        progress(f"{result.student}/{result.assignment}: {result.score:g} of {result.auto_max:g} ({result.status})")
+
     try:
-        mapper = mapper or (pool.map if pool else map)
-        outcomes = mapper(_safe_reference_task, [(a, settings) for a in todo])
-        for assignment, (refs, error) in zip(todo, outcomes):
+        run = mapper or (pool.map if pool else map)
+        for assignment, (refs, error) in zip(todo, run(_safe_reference_task, [(a, settings) for a in todo])):
             if error:
                 failed[assignment.name] = error
                 progress(f"cannot grade {assignment.name}: {error}")
@@ -234,14 +271,38 @@ def grade_all(submissions: list[Submission], assignments: dict[str, Assignment],
                 references[assignment.name] = refs
         tasks = [(s, assignments[s.assignment], references[s.assignment], settings)
                  for s in submissions if s.assignment in references]
-        results = []
-        for result in mapper(_grade_task, tasks):
-            results.append(result)
-            progress(f"{result.student}/{result.assignment}: {result.score:g} of {result.auto_max:g} ({result.status})")
+        if pool is not None:
+            failed.update(run_in_pool(pool, tasks, finished, jobs))
+        else:
+            for result in run(_grade_task, tasks):
+                finished(result)
     finally:
         if pool:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
     return results, failed
+
+
+def run_in_pool(pool, tasks: list, finished, jobs: int) -> dict[str, str]:
+    """Each task's result as soon as it completes; if a worker process dies (killed from outside), the
+    submissions it left unfinished are graded again in a fresh pool, once."""
+    pending, fresh = list(tasks), None
+    try:
+        for attempt in range(2):
+            futures = {pool.submit(_grade_task, task): task for task in pending}
+            pending = []
+            for future in as_completed(futures):
+                try:
+                    finished(future.result())
+                except BrokenProcessPool:
+                    pending.append(futures[future])
+            if not pending:
+                return {}
+            fresh = pool = ProcessPoolExecutor(max_workers=jobs, mp_context=worker_context())
+    finally:
+        if fresh is not None:
+            fresh.shutdown(cancel_futures=True)
+    return {f"{t[0].student}/{t[0].assignment}": "the grader's worker process died twice while grading it"
+            for t in pending}
 
 
 def _safe_reference_task(args):
@@ -249,45 +310,6 @@ def _safe_reference_task(args):
         return _reference_task(args), ""
     except Exception as exc:
         return None, str(exc)
-
-
-CSV_FIELDS = ["student", "assignment", "score", "max_score", "autograded_score", "autograded_max",
-              "manual_max", "status", "details"]
-
-
-def write_outputs(results: list[Result], out: Path, unplaced: list[str], failed: dict[str, str]) -> None:
-    """DIR/grades.csv, DIR/feedback/<student>/<assignment>.html and DIR/report.txt."""
-    out.mkdir(parents=True, exist_ok=True)
-    results = sorted(results, key=lambda r: (r.student, r.assignment))
-    with open(out / "grades.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for r in results:
-            writer.writerow({"student": r.student, "assignment": r.assignment, "score": f"{r.score:g}",
-                             "max_score": f"{r.auto_max + r.manual_max:g}", "autograded_score": f"{r.score:g}",
-                             "autograded_max": f"{r.auto_max:g}", "manual_max": f"{r.manual_max:g}",
-                             "status": r.status, "details": " | ".join(r.details)})
-    for r in results:
-        folder = out / "feedback" / r.student
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{r.assignment}.html").write_text(r.html, encoding="utf-8")
-    (out / "report.txt").write_text(report_text(results, unplaced, failed), encoding="utf-8")
-
-
-def report_text(results: list[Result], unplaced: list[str], failed: dict[str, str]) -> str:
-    lines = []
-    for name, why in failed.items():
-        lines.append(f"NOT GRADED {name}: {why}")
-    for member in unplaced:
-        lines.append(f"NOT PLACED {member}: no assignment name in its path")
-    for r in results:
-        lines.append(f"{r.student} / {r.assignment}: {r.score:g} of {r.auto_max:g} automatic points"
-                     f" ({r.manual_max:g} by hand pending); status: {r.status}; {r.seconds:.1f} s"
-                     + "".join(f"\n    - {d}" for d in r.details)
-                     + "".join(f"\n    - {STATUS_WORDS[s]}" for s in r.statuses if s in STATUS_WORDS and s != "ok")
-                     + "".join(f"\n    - test {t.grade_id}: {t.earned:g} of {t.points:g}, {t.reason}"
-                               for t in r.tests if t.earned < t.points and r.notebook is not None))
-    return "\n".join(lines) + "\n"
 
 
 def default_jobs() -> int:

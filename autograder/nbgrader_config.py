@@ -7,7 +7,11 @@ Layout, relative to the repository root:
 * ``notebooks/exercises/<assignment>/<assignment>.ipynb``: the student versions, written by
   ``python -m autograder.generate`` (or ``python autograder/generate.py``) and committed.
 
-No gradebook is needed to release: ``generate.py`` runs ``nbgrader generate_assignment --no-db``.
+This configuration only writes the student versions kept in the repository; it is not a course. To teach,
+make a course folder outside the repository with ``marlpg-autograder init COURSE --course-id ID`` (its own
+nbgrader_config.py, course id, exchange and gradebook) and release from there.
+
+No gradebook is needed to write them: ``generate.py`` runs ``nbgrader generate_assignment --no-db``.
 Should an nbgrader command want a database anyway, it gets a throwaway one in the temporary folder,
 never a file in the repository.
 """
@@ -23,7 +27,6 @@ c.CourseDirectory.root = str(REPO)
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = os.path.join("notebooks", "exercises")
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(tempfile.gettempdir(), "marlpg-nbgrader-gradebook.db")
-c.CourseDirectory.course_id = "marlpg"
 
 # The student versions: solution regions become stubs, hidden tests are removed, and a cell
 # is stored without outputs.

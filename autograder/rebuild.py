@@ -55,6 +55,9 @@ class Assignment:
     source: nbformat.NotebookNode
     released: nbformat.NotebookNode
     digest: str
+    # Earlier released versions of the notebook (a course folder records each release), so that a student who
+    # fetched an earlier version is checked against the text they were given, not against a later edit.
+    earlier_releases: list = field(default_factory=list)
 
     @property
     def source_cells(self) -> dict:
@@ -62,6 +65,20 @@ class Assignment:
 
     def points(self, kind: str) -> float:
         return sum(float(nbgrader_meta(c).get("points", 0) or 0) for c in self.source.cells if role(c) == kind)
+
+    @property
+    def releases(self) -> list:
+        """Every released version, newest first."""
+        return [self.released, *reversed(self.earlier_releases)]
+
+    def released_cells(self, version=None) -> dict:
+        nb = self.released if version is None else version
+        return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if role(c)}
+
+    def stub(self, grade_id: str) -> str:
+        """The released template of an answer cell (what an untouched answer looks like)."""
+        cell = self.released_cells().get(grade_id)
+        return normalized(cell.source) if cell is not None else ""
 
 
 def release(source: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -105,25 +122,41 @@ class Rebuilt:
     notebook: nbformat.NotebookNode
     tampering: list[str] = field(default_factory=list)  # plain-words notes about test/locked cells
     notes: list[str] = field(default_factory=list)  # other notes (answer cells deleted or re-typed)
+    unanswered: list[str] = field(default_factory=list)  # answer cells left as the released template
 
 
-def mark(cell, origin: str):
+def mark(cell, origin: str, student_index: int | None = None):
+    """A copy of ``cell`` labelled with where it came from and, for the student's cells, its position in the
+    student's own notebook (1-based), so that feedback names cells as the student sees them."""
     cell = copy.deepcopy(cell)
-    cell.metadata["autograder"] = {"origin": origin}
+    cell.metadata.pop("autograder_student_index", None)
+    label = {"origin": origin}
+    gid = nbgrader_meta(cell).get("grade_id")
+    if gid and origin != "added":
+        label["grade_id"] = gid
+    if student_index is not None:
+        label["student_index"] = student_index
+    cell.metadata["autograder"] = label
     return cell
+
+
+def student_index(cell) -> int | None:
+    return cell.get("metadata", {}).get("autograder_student_index")
 
 
 def group_student_cells(assignment: Assignment, student: nbformat.NotebookNode, rebuilt: Rebuilt):
     """Student cells by grade_id, and added cells anchored after the preceding known cell ('' = start)."""
     known = assignment.source_cells
-    released_texts = {normalized(c.source): gid for gid, c in
-                      ((nbgrader_meta(c)["grade_id"], c) for c in assignment.released.cells if role(c))
-                      if role(known[gid]) in ("test", "locked")}
+    released_texts = {normalized(c.source): gid for version in reversed(assignment.releases)
+                      for gid, c in assignment.released_cells(version).items()
+                      if gid in known and role(known[gid]) in ("test", "locked")}
     plain_texts = {normalized(c.source) for c in assignment.source.cells if not role(c)}
     by_id: dict[str, list] = {}
     added: dict[str, list] = {"": []}
     anchor = ""
-    for cell in student.cells:
+    for position, cell in enumerate(student.cells, start=1):
+        cell = copy.deepcopy(cell)
+        cell.setdefault("metadata", {})["autograder_student_index"] = position
         gid = nbgrader_meta(cell).get("grade_id")
         if gid in known:
             by_id.setdefault(gid, []).append(cell)
@@ -143,8 +176,19 @@ def group_student_cells(assignment: Assignment, student: nbformat.NotebookNode, 
     return by_id, added
 
 
+def fetched_version(assignment: Assignment, by_id: dict):
+    """The released version this student most likely fetched: the one whose locked and test cells the
+    submission matches most often (the newest on a tie)."""
+    def matches(version) -> int:
+        cells = assignment.released_cells(version)
+        return sum(1 for gid, copies in by_id.items() if gid in cells and copies
+                   and normalized(copies[0].get("source", "")) == normalized(cells[gid].source))
+    return max(assignment.releases, key=matches)  # max keeps the first (newest) of equals
+
+
 def check_fixed_cell(gid: str, source_cell, released_cell, copies: list, rebuilt: Rebuilt) -> None:
-    """Tampering notes for one locked or test cell (the source version runs in every case)."""
+    """Tampering notes for one locked or test cell (the source version runs in every case); ``released_cell``
+    is the cell as the student was given it (the version they fetched)."""
     kind = "test cell" if role(source_cell) == "test" else "locked cell"
     if not copies:
         rebuilt.tampering.append(f"{kind} '{gid}' was deleted (the original was put back)")
@@ -164,6 +208,7 @@ def answer_cell(gid: str, source_cell, released_cell, copies: list, rebuilt: Reb
     """The student's answer for one solution cell, in the source's cell type and metadata."""
     if not copies:
         rebuilt.notes.append(f"answer cell '{gid}' was deleted (the empty template was used)")
+        rebuilt.unanswered.append(gid)
         return mark(released_cell, "student")
     if len(copies) > 1:
         rebuilt.notes.append(f"answer cell '{gid}' appears {len(copies)} times (the first one was used)")
@@ -172,7 +217,9 @@ def answer_cell(gid: str, source_cell, released_cell, copies: list, rebuilt: Reb
                              f"{copies[0].get('cell_type')} (it was used as {source_cell.cell_type})")
     cell = copy.deepcopy(released_cell)
     cell.source = str(copies[0].get("source", ""))
-    return mark(cell, "student")
+    if normalized(cell.source) == normalized(released_cell.source):
+        rebuilt.unanswered.append(gid)
+    return mark(cell, "student", student_index(copies[0]))
 
 
 def added_cell(cell):
@@ -181,7 +228,7 @@ def added_cell(cell):
     text = str(cell.get("source", ""))
     new = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell,
            "raw": nbformat.v4.new_raw_cell}[kind](text)
-    return mark(new, "added")
+    return mark(new, "added", student_index(cell))
 
 
 def rebuild(assignment: Assignment, student: nbformat.NotebookNode) -> Rebuilt:
@@ -189,20 +236,23 @@ def rebuild(assignment: Assignment, student: nbformat.NotebookNode) -> Rebuilt:
     rebuilt = Rebuilt(notebook=nbformat.v4.new_notebook(metadata=copy.deepcopy(assignment.source.metadata)))
     by_id, added = group_student_cells(assignment, student, rebuilt)
     cells = [added_cell(c) for c in added.get("", [])]
-    released = {nbgrader_meta(c)["grade_id"]: c for c in assignment.released.cells if role(c)}
+    released = {**assignment.released_cells(), **assignment.released_cells(fetched_version(assignment, by_id))}
     for source_cell in assignment.source.cells:
         gid = nbgrader_meta(source_cell).get("grade_id")
         kind = role(source_cell)
         if kind in ("solution", "manual") and not nbgrader_meta(source_cell).get("task"):
             cells.append(answer_cell(gid, source_cell, released[gid], by_id.get(gid, []), rebuilt))
         elif kind:
-            check_fixed_cell(gid, source_cell, released[gid], by_id.get(gid, []), rebuilt)
-            cells.append(mark(source_cell, "source"))
+            copies = by_id.get(gid, [])
+            check_fixed_cell(gid, source_cell, released[gid], copies, rebuilt)
+            cells.append(mark(source_cell, "source", student_index(copies[0]) if copies else None))
         else:
             cells.append(mark(source_cell, "source"))  # instructions without nbgrader metadata
         cells += [added_cell(c) for c in added.get(gid, [])] if gid else []
-    for cell in cells:
+    for number, cell in enumerate(cells):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+        cell["id"] = f"cell-{number}"  # unique ids, as nbformat 4.5 requires
     rebuilt.notebook.cells = cells
+    rebuilt.notebook.nbformat, rebuilt.notebook.nbformat_minor = 4, 5
     return rebuilt

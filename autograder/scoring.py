@@ -7,11 +7,13 @@ same cell in the same sandbox. No expected value is ever sent to the kernel.
 """
 from __future__ import annotations
 
+import builtins
 import json
 import math
-from dataclasses import dataclass
+import re
 
 from .rebuild import Assignment, nbgrader_meta, role
+from .results import TestResult
 from .runner import run_notebook
 from .sandbox import Limits
 
@@ -71,22 +73,14 @@ def reports_match(got: list, expected: list) -> tuple[bool, str]:
         if i >= len(got):
             return False, f"check '{exp_id}' was not reported"
         got_id, got_value = got[i][0], got[i][1]
-        if got_id != exp_id:
-            return False, f"expected check '{exp_id}' but got '{got_id}'"
+        if got_id != exp_id:  # the student's id is never echoed: the kernel could put anything in it
+            return False, f"check '{exp_id}' was missing or out of order"
         tolerances = {"rtol": RTOL, "atol": ATOL, **(declared[0] if declared else {})}
         if not values_match(got_value, exp_value, tolerances["rtol"], tolerances["atol"]):
             return False, f"check '{exp_id}' gave a different value"
     if len(got) > len(expected):
         return False, f"{len(got) - len(expected)} unexpected extra report(s)"
     return True, ""
-
-
-@dataclass
-class TestResult:
-    grade_id: str
-    points: float
-    earned: float
-    reason: str  # plain words: 'passed' or why not
 
 
 class ReferenceError(RuntimeError):
@@ -120,17 +114,60 @@ def nbformat_copy(nb):
     return copy.deepcopy(nb)
 
 
-def score_tests(nb, cell_runs: dict, references: dict[str, list]) -> list[TestResult]:
-    """One TestResult per test cell of the executed, rebuilt notebook."""
+BUILTIN_ERRORS = {name for name, obj in vars(builtins).items() if isinstance(obj, type) and issubclass(obj, BaseException)}
+
+
+def safe_error_name(name: str) -> str:
+    """An exception's name as it may be shown to a student: only Python's own exception names, since a class
+    defined by student code could be named after anything it read during the hidden tests."""
+    return name if name in BUILTIN_ERRORS else "an error"
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def failing_line(cell, error_output: dict | None) -> str:
+    """The line of a cell's own text at which its error was raised (from IPython's traceback), or ''."""
+    if not error_output:
+        return ""
+    frames = [ANSI.sub("", str(t)) for t in error_output.get("traceback", [])]
+    for frame in frames:
+        found = re.search(r"Cell In\[\d+\], line (\d+)", frame) or re.search(r"<ipython-input-[^>]*> in <module>", frame)
+        if found and found.groups():
+            lines = str(cell.get("source", "")).splitlines()
+            number = int(found.group(1))
+            return lines[number - 1].strip() if 0 < number <= len(lines) else ""
+    return ""
+
+
+def first_error(cell) -> dict | None:
+    return next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+
+
+def score_tests(nb, cell_runs: dict, references: dict[str, list], visible_nb=None, visible_runs: dict | None = None,
+                unanswered: set | frozenset = frozenset()) -> list[TestResult]:
+    """One TestResult per test cell of the executed, rebuilt notebook.
+
+    Points come from the grading run (``nb``, hidden checks included); the words a student reads come from
+    the visible run (``visible_nb``: the same notebook with the hidden checks removed) or are fixed phrases,
+    so nothing the kernel saw during the hidden checks is echoed back."""
     results = []
+    visible_runs = visible_runs or {}
     for index, gid, points in test_cells(nb):
         run = cell_runs.get(index)
+        seen = visible_runs.get(index)
+        failed_visible = seen is not None and seen.ran and seen.error
         if run is None or not run.ran:
             results.append(TestResult(gid, points, 0.0, "did not run (the notebook stopped earlier)"))
         elif run.output_truncated:
             results.append(TestResult(gid, points, 0.0, "printed too much output"))
+        elif failed_visible:
+            line = failing_line(visible_nb.cells[index], first_error(visible_nb.cells[index]))
+            why = "not answered yet" if seen.error == "NotImplementedError" and unanswered else \
+                f"failed: {seen.error}: {seen.error_value}".strip().rstrip(":")
+            results.append(TestResult(gid, points, 0.0, why[:300], failed_line=line))
         elif run.error:
-            results.append(TestResult(gid, points, 0.0, f"failed: {run.error}: {run.error_value}".strip()))
+            results.append(TestResult(gid, points, 0.0, f"a hidden check raised {safe_error_name(run.error)}"))
         else:
             ok, why = reports_match(parse_reports(nb.cells[index]), references.get(gid, []))
             results.append(TestResult(gid, points, points if ok else 0.0,

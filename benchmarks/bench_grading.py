@@ -1,8 +1,14 @@
-"""Seconds per submission of the sandboxed grader, and the speed-up of N parallel jobs over 1.
+"""Seconds per submission of the sandboxed grader, the speed-up of N parallel jobs over 1, and the memory of
+the trusted grader processes.
 
-    python benchmarks/bench_grading.py            # 16 synthetic submissions, jobs 1 and all cores
-    python benchmarks/bench_grading.py --quick    # 4 submissions (seconds; run by tests/test_benchmarks.py)
+    python benchmarks/bench_grading.py              # 16 synthetic submissions, jobs 1 and all cores
+    python benchmarks/bench_grading.py --size 200   # the class of 200 (several minutes per job count)
+    python benchmarks/bench_grading.py --quick      # 4 submissions (seconds; run by tests/test_benchmarks.py)
     python benchmarks/bench_grading.py --assignment ex30_7_2 --source solutions   # a real exercise
+
+Each submission runs twice (the visible run and the grading run, autograder/DESIGN.md section 4). Memory is
+the peak resident size of the grader process and, separately, of its worker processes (getrusage), so a
+submission that floods output shows up here rather than in the sandbox's own accounting.
 
 The synthetic class is made from the assignment's own notebooks: its solution, its blank student
 version, and half-solved copies, in turn. References are computed once, outside the timing.
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -66,9 +73,11 @@ def main() -> None:
         results, _ = grade_all(subs, {assignment.name: assignment}, settings, n, progress=lambda *_: None,
                                references=refs)
         timings[n] = time.perf_counter() - start
-        grades[n] = [(r.student, r.score, r.status) for r in results]
+        grades[n] = sorted((r.student, r.score, r.status) for r in results)
         print(f"{assignment.name}: {size} submissions with {n} job(s): {timings[n]:.2f} s, "
               f"{timings[n] / size:.2f} s per submission" + ("" if sandboxed else " (NO SANDBOX: bwrap unavailable)"))
+    own, workers = (resource.getrusage(who).ru_maxrss / 1024 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    print(f"peak memory: grader process {own:.0f} MB, largest worker or kernel process {workers:.0f} MB")
     assert all(g == grades[1] for g in grades.values()), "grades differ between job counts"
     print(f"{jobs} jobs: {timings[1] / timings[jobs]:.2f}x faster than 1 job (grades identical)")
 

@@ -41,11 +41,13 @@ def assignment():
     return load_assignment(FIXTURE / "fx1")
 
 
-def student_nb(assignment, square=CORRECT_SQUARE, mean=CORRECT_MEAN):
-    """The released notebook with the student's answers typed into the two answer cells."""
+def student_nb(assignment, square=CORRECT_SQUARE, mean=CORRECT_MEAN, explain="By linearity of expectation."):
+    """The released notebook with the student's answers typed into the answer cells."""
     nb = copy.deepcopy(assignment.released)
     for cell in nb.cells:
         gid = nbgrader_meta(cell).get("grade_id")
+        if gid == "explain" and explain is not None:
+            cell.source = explain
         if gid == "square" and square is not None:
             cell.source = square
         if gid == "mean_reward" and mean is not None:
@@ -106,6 +108,23 @@ def class_notebooks(assignment, tmp: Path) -> dict:
     i = index_of(retyped, "test_mean")
     retyped.cells[i] = nbformat.v4.new_markdown_cell(retyped.cells[i].source, metadata=retyped.cells[i].metadata)
     nbs["retyped"] = retyped
+    # Hidden checks' text and inputs must not reach a student by any route the kernel offers.
+    nbs["history"] = student_nb(a)
+    nbs["history"].cells.append(nbformat.v4.new_code_cell("print('\\n'.join(In)); print(_ih); print(Out)"))
+    nbs["hook"] = student_nb(a, mean=CORRECT_MEAN + "\nseen = []\nget_ipython().events.register("
+                             "'pre_run_cell', lambda info: seen.append(info.raw_cell))")
+    nbs["hook"].cells.append(nbformat.v4.new_code_cell("print(seen)"))
+    nbs["frames"] = student_nb(a, mean="import inspect\nstash = []\ndef mean_reward(rewards):\n"
+                               "    caller = inspect.currentframe().f_back\n"
+                               "    stash.append((inspect.getsource(caller), dict(caller.f_globals.get('_ih', {})\n"
+                               "                 if isinstance(caller.f_globals.get('_ih'), dict) else {})))\n"
+                               "    print('FRAME', inspect.getframeinfo(caller).code_context)\n"
+                               "    return float(np.mean(rewards))")
+    nbs["frames"].cells.append(nbformat.v4.new_code_cell("print(stash)\nraise ValueError(str(stash))"))
+    nbs["history2"] = student_nb(a)
+    nbs["history2"].cells.append(nbformat.v4.new_code_cell(
+        "import IPython\nrows = list(IPython.get_ipython().history_manager.get_range())\n"
+        "raise RuntimeError(repr(rows)[:5000])"))
     forged = student_nb(a, mean=WRONG_MEAN)
     forged.cells.append(nbformat.v4.new_code_cell("print('all good')", metadata={"nbgrader": {
         "grade": True, "solution": False, "locked": True, "grade_id": "bonus", "points": 100, "schema_version": 3}}))
@@ -168,7 +187,7 @@ REPO_UNDER_TMP = str(REPO).startswith("/tmp/")
 EXPECTED = {  # student: (automatic score, a status it must show)
     "alice": (FULL, "ok"),
     "solution": (FULL, "ok"),
-    "blank": (0.0, "ok"),
+    "blank": (0.0, "unanswered"),
     "partial": (SQUARE_ONLY, "ok"),
     "loop": (SQUARE_ONLY, "timeout"),
     "osexit": (SQUARE_ONLY, "kernel died"),
@@ -191,6 +210,10 @@ EXPECTED = {  # student: (automatic score, a status it must show)
     "duplicated": (FULL, "tampered"),
     "retyped": (SQUARE_ONLY, "tampered"),
     "forged": (SQUARE_ONLY, "tampered"),
+    "history": (FULL, "ok"),
+    "hook": (FULL, "ok"),
+    "frames": (FULL, "exception"),
+    "history2": (FULL, "exception"),
     "misnamed": (FULL, "misnamed"),
     "invalidjson": (0.0, "invalid json"),
     "notanotebook": (0.0, "invalid json"),
@@ -205,7 +228,7 @@ EXPECTED = {  # student: (automatic score, a status it must show)
 def test_each_submission_gets_its_status_and_only_its_points(graded, student):
     score, status = EXPECTED[student]
     row = graded[student]
-    assert float(row["score"]) == score, row
+    assert float(row["autograded_score"]) == score, row
     statuses = row["status"].split("; ")
     assert status in statuses, row
     assert float(row["autograded_max"]) == FULL and float(row["manual_max"]) == 2.0
@@ -217,13 +240,13 @@ def test_each_submission_gets_its_status_and_only_its_points(graded, student):
 @needs_bwrap
 def test_class_rows_and_correct_student_unaffected(graded):
     assert set(graded) == set(EXPECTED)
-    assert graded["alice"]["score"] == graded["solution"]["score"] == "5"
+    assert graded["alice"]["autograded_score"] == graded["solution"]["autograded_score"] == "5"
     assert graded["alice"]["status"] == "ok"
 
 
 @needs_bwrap
 def test_grades_do_not_depend_on_jobs(graded, graded_one_job):
-    pick = lambda rows: {s: (r["score"], r["status"]) for s, r in rows.items()}  # noqa: E731
+    pick = lambda rows: {s: (r["autograded_score"], r["status"]) for s, r in rows.items()}  # noqa: E731
     assert pick(graded) == pick(graded_one_job)
 
 
@@ -239,7 +262,7 @@ def graded_on_ray(class_dir):
 @needs_bwrap
 def test_grades_on_ray_equal_the_local_run(graded, graded_on_ray):
     # One submission per Ray task, each still in its sandbox: the hostile class grades exactly as locally.
-    pick = lambda rows: {s: (r["score"], r["status"], r["details"]) for s, r in rows.items()}  # noqa: E731
+    pick = lambda rows: {s: (r["autograded_score"], r["status"], r["details"]) for s, r in rows.items()}  # noqa: E731
     assert pick(graded_on_ray) == pick(graded)
 
 
@@ -255,7 +278,7 @@ def graded_on_cluster(class_dir, ray_cluster):
 
 @needs_bwrap
 def test_grades_on_a_ray_cluster_equal_the_local_run(graded, graded_on_cluster):
-    pick = lambda rows: {s: (r["score"], r["status"], r["details"]) for s, r in rows.items()}  # noqa: E731
+    pick = lambda rows: {s: (r["autograded_score"], r["status"], r["details"]) for s, r in rows.items()}  # noqa: E731
     assert pick(graded_on_cluster) == pick(graded)
 
 
@@ -279,16 +302,42 @@ def test_nothing_written_outside_the_sandbox(graded, class_dir):
     assert "sys.exit(0)" in graded["sysexit"]["details"]
 
 
+def hidden_lines() -> list[str]:
+    """Every line of the fixture's hidden checks (their text, seeds and inputs)."""
+    lines = []
+    for cell in nbformat.read(SOURCE_NB, as_version=4).cells:
+        if "### BEGIN HIDDEN TESTS" in cell.source:
+            block = cell.source.split("### BEGIN HIDDEN TESTS", 1)[1].split("### END HIDDEN TESTS", 1)[0]
+            lines += [line.strip() for line in block.splitlines() if line.strip()]
+    return lines
+
+
 @needs_bwrap
 def test_feedback_html_shows_results_not_hidden_tests(graded, class_dir):
     for student in EXPECTED:
-        page = (class_dir / "out" / "feedback" / student / "fx1.html").read_text(encoding="utf-8")
+        page = (class_dir / "out" / "feedback" / student / "fx1" / "fx1.html").read_text(encoding="utf-8")
         assert "fx1" in page
         assert "BEGIN HIDDEN TESTS" not in page and "default_rng(7)" not in page
-    page = (class_dir / "out" / "feedback" / "partial" / "fx1.html").read_text(encoding="utf-8")
-    assert "test_square" in page and "2 / 2 points" in page and "0 / 3 points" in page
+    page = (class_dir / "out" / "feedback" / "partial" / "fx1" / "fx1.html").read_text(encoding="utf-8")
+    assert "test_square" in page and "test_mean" in page
     report = (class_dir / "out" / "report.txt").read_text()
-    assert "loop / fx1" in report and "time limit" in report
+    assert "loop (loop) / fx1" in report and "time limit" in report
+
+
+@needs_bwrap
+@pytest.mark.parametrize("student", ["history", "hook", "frames", "history2"])
+def test_no_hidden_check_text_reaches_the_student(graded, class_dir, student):
+    """In, _ih, Out, the history database, a pre_run_cell hook and the caller's frame all ran in the
+    student's kernel; none of them may carry the hidden checks' text to the page, the stored notebook a
+    student's feedback is made from, or grades.csv."""
+    out = class_dir / "out"
+    seen = [(out / "feedback" / student / "fx1" / "fx1.html").read_text(encoding="utf-8"),
+            (out / "results" / student / "fx1.ipynb").read_text(encoding="utf-8"),
+            json.dumps(graded[student])]
+    assert any("mean_reward" in text for text in seen)  # the routes did print something
+    for line in hidden_lines():
+        for text in seen:
+            assert line not in text and json.dumps(line)[1:-1] not in text, (student, line)
 
 
 @needs_bwrap
@@ -296,28 +345,29 @@ def test_lms_zip_layout(assignment, tmp_path):
     buf = tmp_path / "canvas.zip"
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("bob_12345_67890_fx1.ipynb", nbformat.writes(student_nb(assignment)))
-        zf.writestr("sub/carol_LATE_111_fx1.ipynb", nbformat.writes(student_nb(assignment, mean=WRONG_MEAN)))
-        zf.writestr("dave_9_assignsubmission_file_/homework.ipynb", nbformat.writes(student_nb(assignment)))
-        zf.writestr("../../evil_1_fx1.ipynb", "{")
+        zf.writestr("sub/carol_late_111_222_fx1-1.ipynb", nbformat.writes(student_nb(assignment, mean=WRONG_MEAN)))
+        zf.writestr("dave_9_10_homework.ipynb", nbformat.writes(student_nb(assignment)))
+        zf.writestr("../../evil_1_2_fx1.ipynb", "{")
         zf.writestr("__MACOSX/._bob_fx1.ipynb", "junk")
     out = tmp_path / "out"
     result = run_grader(buf, out, "--jobs", "2")
     assert result.returncode == 0, result.stderr
     rows = read_grades(out)
-    assert rows["bob"]["score"] == "5" and rows["carol"]["score"] == "2"
-    assert rows["dave"]["score"] == "5" and "misnamed" in rows["dave"]["status"]
-    assert rows["evil"]["status"] == "invalid json"
-    assert not (tmp_path.parent / "evil_1_fx1.ipynb").exists()
-    assert {p.name for p in (out / "feedback").iterdir()} == {"bob", "carol", "dave", "evil"}
+    assert (rows["12345"]["name"], rows["12345"]["autograded_score"]) == ("bob", "5")
+    assert rows["111"]["autograded_score"] == "2" and "misnamed" not in rows["111"]["status"]  # -1: a resubmission
+    assert rows["9"]["autograded_score"] == "5" and "misnamed" in rows["9"]["status"]
+    assert rows["1"]["status"] == "invalid json"
+    assert not (tmp_path.parent / "evil_1_2_fx1.ipynb").exists()
+    assert {p.name for p in (out / "feedback").iterdir()} == {"12345", "111", "9", "1"}
 
 
 def test_zip_bomb_is_read_with_a_cap(tmp_path, monkeypatch):
     monkeypatch.setattr(submissions, "MAX_NOTEBOOK_BYTES", 1000)
     path = tmp_path / "bomb.zip"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("eve_1_fx1.ipynb", b"0" * 10_000_000)
-    found, unplaced = submissions.collect(path, {"fx1": "fx1.ipynb"})
-    assert [(s.student, s.problem) for s in found] == [("eve", "invalid file")]
+        zf.writestr("eve_1_2_fx1.ipynb", b"0" * 10_000_000)
+    found = submissions.collect(path, {"fx1": "fx1.ipynb"}).submissions
+    assert [(s.student, s.problem) for s in found] == [("1", "invalid file")]
     assert "larger than" in found[0].notes[0]
 
 
@@ -368,9 +418,11 @@ def test_exchange_inbound_layout_takes_the_latest(assignment, tmp_path):
     write_nb(inbound / "bob+fx1+2026-11-20 10:00:00.000000 UTC+abc", copy.deepcopy(assignment.released))
     write_nb(inbound / "bob+fx1+2026-11-21 10:00:00.000000 UTC+def", student_nb(assignment))
     write_nb(inbound / "carol+other+2026-11-21 10:00:00.000000 UTC+x", student_nb(assignment))
-    found, _ = submissions.collect(inbound, {"fx1": "fx1.ipynb"})
-    assert [(s.student, s.problem) for s in found] == [("bob", "")]
-    assert b"np.mean" in found[0].content
+    from autograder.deadlines import Deadlines, pick_attempts
+    found = pick_attempts(submissions.collect(inbound, {"fx1": "fx1.ipynb"}).submissions, Deadlines())
+    # carol submitted only another assignment: she is a student of the course with fx1 missing
+    assert sorted((s.student, s.problem) for s in found) == [("bob", ""), ("carol", "missing")]
+    assert b"np.mean" in next(s for s in found if s.student == "bob").content
 
 
 REAL = sorted(p.parent.name for p in (REPO / "solutions").glob("ex*/ex*.ipynb") if p.stem == p.parent.name)
@@ -395,10 +447,10 @@ def test_real_exercises_solution_full_blank_zero(tmp_path):
         rows = list(csv.DictReader(fh))
     for row in rows:
         if row["student"] == "solution":
-            assert row["score"] == row["autograded_max"] and float(row["score"]) > 0, row
+            assert row["autograded_score"] == row["autograded_max"] and float(row["autograded_score"]) > 0, row
             assert row["status"] == "ok", row
         elif row["student"] == "blank" and row["status"] != "missing":
-            assert float(row["score"]) == 0, row
+            assert float(row["autograded_score"]) == 0 and "unanswered" in row["status"], row
 
 
 def test_unsafe_no_sandbox_still_grades_and_warns(assignment, tmp_path):
@@ -408,7 +460,7 @@ def test_unsafe_no_sandbox_still_grades_and_warns(assignment, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "WITHOUT the sandbox" in result.stderr
     rows = read_grades(tmp_path / "out")
-    assert (rows["alice"]["score"], rows["bob"]["score"]) == ("5", "2")
+    assert (rows["alice"]["autograded_score"], rows["bob"]["autograded_score"]) == ("5", "2")
 
 
 def test_command_lists_grade_and_generate():
