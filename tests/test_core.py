@@ -92,3 +92,20 @@ def test_seed_and_device_errors_name_the_value():
         with pytest.raises(ValueError, match="CUDA"):
             resolve_device("cuda")
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_command_line_runs_write_outside_the_working_directory_by_default(tmp_path, monkeypatch):
+    from marlpg import coma
+    from marlpg.core.runlog import default_run_dir
+
+    monkeypatch.setenv("MARLPG_RUNS", str(tmp_path / "store"))
+    assert default_run_dir("coma") == tmp_path / "store" / "coma"
+    monkeypatch.delenv("MARLPG_RUNS")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_run_dir("mappo") == tmp_path / "cache" / "marlpg" / "runs" / "mappo"
+    work = tmp_path / "checkout"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert coma.main(["--env", "credit", "--total-frames", "16", "--quiet"]) == 0
+    assert list(work.iterdir()) == []  # nothing left in the working directory
+    assert (tmp_path / "cache" / "marlpg" / "runs" / "coma" / "curve.csv").is_file()

@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from marlpg.core.runlog import read_curve
 from marlpg.mappo import (
     MAPPO,
     DeployedActor,
@@ -148,6 +149,11 @@ def test_cli_tiny_budget_writes_curve_and_a_loadable_checkpoint(tmp_path):
     assert any(line.startswith("random=") for line in lines) and any(line.startswith("scripted=") for line in lines)
     header = (tmp_path / "curve.csv").read_text().splitlines()[0]
     assert header.startswith("iteration,frames,seconds,return,gap")
+    diagnostics = ("approx_kl", "clip_fraction", "explained_variance", "actor_grad_norm", "critic_grad_norm", "entropy")
+    assert set(diagnostics) <= set(header.split(","))
+    for row in read_curve(tmp_path / "curve.csv"):
+        assert row["approx_kl"] >= 0 and 0 <= row["clip_fraction"] <= 1 and row["explained_variance"] <= 1
+        assert row["actor_grad_norm"] > 0 and row["critic_grad_norm"] > 0 and row["entropy"] > 0
     model = load_actors(tmp_path / "actors.pt")
     action = DeployedActor(model, 2)(torch.zeros(5, model.spec.obs_dim))
     assert action.shape == (5,)

@@ -19,8 +19,11 @@ Two ways to schedule that:
   new weights back to that worker alone; the others keep collecting with the weights they have.
   Nobody waits, but a rollout can come from a policy ``lag`` updates old. PPO's ratio
   pi_theta(u|o) / mu(u|o) is taken against the log-probabilities the worker recorded, so the clipped
-  surrogate stays an importance-weighted step from the policy that actually acted (as in APPO and
-  IMPALA, here without V-trace's correction of the value targets). Each update sees one worker's
+  surrogate stays an importance-weighted step from the policy that actually acted. This is not
+  APPO's clipping: RLlib's APPO clips pi_theta / pi_target against a slowly updated target policy
+  (the behaviour policy enters through a separately clipped importance weight) and takes V-trace
+  advantages (Espeholt et al., 2018); here the ratio is to the behaviour policy itself and the
+  targets are plain GAE, without V-trace's off-policy correction. Each update sees one worker's
   rollout, E/K copies, so there are K times as many updates of a K-th the size.
 
 Needs the optional extra: ``pip install -e .[ray]``.
@@ -36,10 +39,11 @@ import torch
 
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
-from marlpg.core.runlog import write_curve
+from marlpg.core.runlog import OUT_HELP, default_run_dir, write_curve
 from marlpg.distributed import RayNotInstalled, ray_session
 from marlpg.mappo import (
     MAPPO, EpisodeTracker, MAPPOConfig, Rollout, TrainResult, collect, evaluate, make_envs, make_optimizers, update,
+    with_values,
 )
 
 __all__ = [
@@ -79,20 +83,31 @@ class RolloutWorker:
 @torch.no_grad()
 def refresh_values(model: MAPPO, rollout: Rollout, next_start) -> Rollout:
     """The rollout with V(x) from the learner's current critic (de-normalized), for GAE."""
-    denormalize = model.value_normalizer.denormalize if model.cfg.value_norm else (lambda values: values)
-    next_obs, next_state = next_start
-    return replace(
-        rollout,
-        values=denormalize(model.value(rollout.state, rollout.obs)),
-        last_value=denormalize(model.value(next_state, next_obs)),
-    )
+    return with_values(model, rollout, next_start)
 
 
 def side_by_side(rollouts: list[Rollout]) -> Rollout:
     """K workers' rollouts as one, copies side by side (time is axis 0, copies axis 1)."""
-    fields = ("obs", "state", "actions", "log_probs", "values", "rewards", "dones")
-    joined = {name: torch.cat([getattr(r, name) for r in rollouts], dim=1) for name in fields}
-    return Rollout(**joined, last_value=torch.cat([r.last_value for r in rollouts], dim=0))
+    joined = {}
+    for name in Rollout.__dataclass_fields__:
+        parts = [getattr(r, name) for r in rollouts]
+        if name == "last_value":
+            joined[name] = torch.cat(parts, dim=0)
+        elif any(part is None for part in parts):
+            joined[name] = _none_or_filled(name, rollouts)
+        else:
+            joined[name] = torch.cat(parts, dim=1)
+    return Rollout(**joined)
+
+
+def _none_or_filled(name: str, rollouts: list[Rollout]):
+    """A field some workers left out: None when all did, else the others' defaults filled in."""
+    parts = [getattr(r, name) for r in rollouts]
+    if all(part is None for part in parts):
+        return None
+    if name == "final_values":  # no truncation in that worker's rollout: the value is never used
+        return torch.cat([p if p is not None else torch.zeros_like(r.values) for p, r in zip(parts, rollouts)], dim=1)
+    raise ValueError(f"workers disagree on whether their rollouts carry {name!r}")
 
 
 @dataclass
@@ -178,7 +193,8 @@ def asynchronous_rollouts(ray, actors, weights, iterations: int):
 
 
 def _to(rollout: Rollout, device: torch.device) -> Rollout:
-    return Rollout(**{name: getattr(rollout, name).to(device) for name in rollout.__dataclass_fields__})
+    moved = {name: getattr(rollout, name) for name in rollout.__dataclass_fields__}
+    return Rollout(**{name: None if value is None else value.to(device) for name, value in moved.items()})
 
 
 def main(argv=None) -> int:
@@ -191,8 +207,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="the learner's device: cpu, cuda, cuda:N or auto")
     parser.add_argument("--ray-address", default=None, metavar="ADDR", help="a Ray cluster; default: a local instance")
-    parser.add_argument("--out", default="runs/actor_learner", help="folder for curve.csv")
+    parser.add_argument("--out", default=None, help=OUT_HELP.format(algo="actor_learner"))
     args = parser.parse_args(argv)
+    args.out = str(default_run_dir("actor_learner")) if args.out is None else args.out
     try:
         cfg = MAPPOConfig(env=args.env, total_frames=args.total_frames, num_envs=args.num_envs, seed=args.seed, device=args.device)
         result = train(cfg, workers=args.workers, mode=args.mode, ray_address=args.ray_address)

@@ -18,15 +18,27 @@ action u' of agent a. It regresses on TD(lambda) targets from a target critic,
 
     G_t = r_t + gamma (1 - d_t) [ (1 - lambda) Q'(x_{t+1}, u_{t+1}) + lambda G_{t+1} ].
 
+(after a termination the bracket is 0; after a truncation it is Q' at the state the episode reached,
+with actions drawn there from the current policy: see :mod:`marlpg.core.returns`).
+
 One iteration: collect T steps in E environments; compute the targets with the target critic; a
 few gradient steps on the critic; one policy-gradient step on the actors with the advantages of
-the updated critic; copy the critic into the target every few iterations.
+the updated critic,
+
+    L(theta) = -E_t[ sum_a log pi_a(u_a | o_a) A_a + beta sum_a H(pi_a(. | o_a)) ],
+
+summing over agents in both terms, so every agent's entropy bonus weighs beta whatever the team
+size (an average over agents would shrink it as 1/n against the summed policy term); copy the
+critic into the target every ``target_update_every`` iterations (a hard copy, as in EPyMARL).
+Agents that have left their episode (see :mod:`marlpg.envs.protocol`) add nothing to either loss.
 
 Two baselines for the same actors, as ablations (``baseline=``):
 
 * ``state_value`` (MAPPO-style): a centralized V(x); A_a = G_t - V(x_t), the same for every agent.
 * ``independent`` (independent actor-critic, IAC-Q in Foerster et al.): each agent's critic
-  Q_a(o_a, u_a) sees only its own observation and action; A_a = Q_a(o_a, u_a) - sum_u' pi_a(u') Q_a(o_a, u').
+  Q_a(o_a, t/H, u_a) sees only its own observation, its ID, the time fraction t/H (as IPPO's and
+  IDDPG's critics do, so that the horizon is not aliased on multi-step tasks) and its own action;
+  A_a = Q_a(o_a, u_a) - sum_u' pi_a(u') Q_a(o_a, u').
 
 On the one-step games of :mod:`marlpg.envs.matrix_games` the state is a constant, so Q(x, u) is
 just the payoff table of the joint action and V(x) the mean payoff of the current policies.
@@ -51,10 +63,11 @@ from marlpg.core.evaluation import deterministic_return
 from marlpg.core.networks import CategoricalActor, mlp
 from marlpg.core.normalizer import RunningNormalizer
 from marlpg.core.returns import td_lambda_targets
-from marlpg.core.runlog import progress_bar, write_curve
+from marlpg.core.runlog import OUT_HELP, default_run_dir, progress_bar, write_curve
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.envs import EnvSpec, make_env
+from marlpg.envs.protocol import acting_agents, agent_dones, agent_truncations
 
 BASELINES = ("counterfactual", "state_value", "independent")
 ONE_STEP_GAMES = ("credit", "climbing")
@@ -168,6 +181,12 @@ def counterfactual_advantage(q_all: torch.Tensor, probs: torch.Tensor, actions: 
     return q_taken - counterfactual_baseline(q_all, probs)
 
 
+def independent_critic_input(obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """IAC-Q's critic input for every agent: ``[o_a, ID_a, t/H]`` (t/H is the state's last feature)."""
+    clock = state[..., -1:].unsqueeze(-2).expand(*obs.shape[:-1], 1)
+    return torch.cat([with_agent_ids(obs), clock], dim=-1)
+
+
 class COMA(nn.Module):
     """The actors (deployed) and one critic with its target copy (used only in training)."""
 
@@ -181,8 +200,8 @@ class COMA(nn.Module):
         self.actors = nn.ModuleList(CategoricalActor(actor_in, n_actions, cfg.actor_hidden) for _ in range(1 if cfg.share else n))
         if cfg.baseline == "counterfactual":  # Q(x, (u_-a, .)): one output per action of agent a
             self.critic = mlp(spec.state_dim + n * n_actions + n, cfg.critic_hidden, n_actions)
-        elif cfg.baseline == "independent":  # Q_a(o_a, .): the agent's own observation and ID only
-            self.critic = mlp(spec.obs_dim + n, cfg.critic_hidden, n_actions)
+        elif cfg.baseline == "independent":  # Q_a(o_a, t/H, .): the agent's own observation, ID and the clock
+            self.critic = mlp(spec.obs_dim + n + 1, cfg.critic_hidden, n_actions)
         else:  # V(x), one row per agent (with its ID) so every baseline has the same shapes
             self.critic = mlp(spec.state_dim + n, cfg.critic_hidden, 1)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
@@ -207,7 +226,7 @@ class COMA(nn.Module):
         if self.cfg.baseline == "counterfactual":
             return net(counterfactual_inputs(state, actions, self.spec.n_actions))
         if self.cfg.baseline == "independent":
-            return net(with_agent_ids(obs))
+            return net(independent_critic_input(obs, state))
         ids = one_hot_ids(n, state.device).expand(*state.shape[:-1], n, n)
         return net(torch.cat([state.unsqueeze(-2).expand(*state.shape[:-1], n, state.shape[-1]), ids], -1))
 
@@ -224,20 +243,20 @@ class COMA(nn.Module):
     def normalize(self, values: torch.Tensor) -> torch.Tensor:
         return self.value_normalizer.normalize(values) if self.cfg.value_norm else values
 
-    @torch.no_grad()
     def advantages(self, state, obs, actions, targets: torch.Tensor | None = None) -> torch.Tensor:
         """Every agent's advantage ``[..., n]`` in reward units, for the configured baseline.
 
         ``targets`` (the TD(lambda) returns) are needed only by ``state_value``: A = G - V(x).
         """
-        out = self.critic_outputs(state, obs, actions)
-        if self.cfg.baseline == "state_value":
-            if targets is None:
-                raise ValueError("the state_value baseline needs the TD(lambda) targets to form G - V(x)")
-            return targets - self.denormalize(out.squeeze(-1))
-        scale = self.value_normalizer.std if self.cfg.value_norm else 1.0  # A is a difference: the mean cancels
-        probs = self.policy(obs).probs
-        return scale * counterfactual_advantage(out, probs, actions)
+        with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+            out = self.critic_outputs(state, obs, actions)
+            if self.cfg.baseline == "state_value":
+                if targets is None:
+                    raise ValueError("the state_value baseline needs the TD(lambda) targets to form G - V(x)")
+                return targets - self.denormalize(out.squeeze(-1))
+            scale = self.value_normalizer.std if self.cfg.value_norm else 1.0  # A is a difference: the mean cancels
+            probs = self.policy(obs).probs
+            return scale * counterfactual_advantage(out, probs, actions)
 
 
 # --- experience --------------------------------------------------------------------------------
@@ -249,13 +268,18 @@ class Rollout:
     state: torch.Tensor  # [T, E, ds]
     actions: torch.Tensor  # [T, E, n]
     rewards: torch.Tensor  # [T, E, n]
-    dones: torch.Tensor  # [T, E]
+    dones: torch.Tensor  # [T, E]: the episode ended (either way)
     next_obs: torch.Tensor  # [E, n, d]: after the last step, with the actions sampled there
     next_state: torch.Tensor  # [E, ds]
     next_actions: torch.Tensor  # [E, n]
+    agent_dones: torch.Tensor | None = None  # [T, E, n]: each agent's episode ended (its copy's, or it left)
+    truncated: torch.Tensor | None = None  # [T, E, n]: ended by truncation; bootstrap from the final_* fields
+    active: torch.Tensor | None = None  # [T, E, n]: agents that acted (None: all)
+    final_obs: torch.Tensor | None = None  # [T, E, n, d]: what each step reached, set only where truncated
+    final_state: torch.Tensor | None = None  # [T, E, ds]
+    final_actions: torch.Tensor | None = None  # [T, E, n]: drawn from the policy at final_obs
 
 
-@torch.no_grad()
 def collect(model: COMA, env, start, steps: int):
     """Run the stochastic policy for ``steps`` steps; also sample the actions at the state after them.
 
@@ -263,34 +287,54 @@ def collect(model: COMA, env, start, steps: int):
     so the critic is always evaluated on joint actions the policy really takes. After the update the
     next rollout's first actions are drawn again (``resample_actions``), so the actors learn on-policy.
     """
-    obs, state, actions = start
-    buffers = {k: [] for k in ("obs", "state", "actions", "rewards", "dones")}
-    for _ in range(steps):
-        buffers["obs"].append(obs)
-        buffers["state"].append(state)
-        buffers["actions"].append(actions)
-        obs, state, reward, done = env.step(actions)
-        buffers["rewards"].append(reward)
-        buffers["dones"].append(done)
-        actions = model.policy(obs).sample()
-    stacked = {k: torch.stack(v) for k, v in buffers.items()}
-    return Rollout(**stacked, next_obs=obs, next_state=state, next_actions=actions), (obs, state, actions)
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        obs, state, actions = start
+        names = ("obs", "state", "actions", "rewards", "dones", "agent_dones", "truncated", "active",
+                 "final_obs", "final_state", "final_actions")
+        buffers = {k: [] for k in names}
+        for _ in range(steps):
+            buffers["active"].append(acting_agents(env))
+            step = env.step(actions)
+            for key, value in (("obs", obs), ("state", state), ("actions", actions), ("rewards", step.reward),
+                               ("dones", step.done), ("agent_dones", agent_dones(step)), ("truncated", agent_truncations(step)),
+                               ("final_obs", step.final_obs), ("final_state", step.final_state)):
+                buffers[key].append(value)
+            buffers["final_actions"].append(model.policy(step.final_obs).sample() if bool(step.truncated.any()) else actions)
+            obs, state = step.obs, step.state
+            actions = model.policy(obs).sample()
+        stacked = {k: torch.stack(v) for k, v in buffers.items()}
+        if not bool(stacked["truncated"].any()):  # nothing to bootstrap from: keep the rollout small
+            stacked.update(final_obs=None, final_state=None, final_actions=None)
+        return Rollout(**stacked, next_obs=obs, next_state=state, next_actions=actions), (obs, state, actions)
 
 
-@torch.no_grad()
 def critic_targets(model: COMA, rollout: Rollout, cfg: COMAConfig) -> torch.Tensor:
     """TD(lambda) targets ``[T, E, n]`` in reward units, from the target critic."""
-    values = model.denormalize(model.critic_values(rollout.state, rollout.obs, rollout.actions, target=True))
-    last = model.denormalize(model.critic_values(rollout.next_state, rollout.next_obs, rollout.next_actions, target=True))
-    return td_lambda_targets(rollout.rewards, values, rollout.dones, last, cfg.gamma, cfg.td_lambda)
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        values = model.denormalize(model.critic_values(rollout.state, rollout.obs, rollout.actions, target=True))
+        last = model.denormalize(model.critic_values(rollout.next_state, rollout.next_obs, rollout.next_actions, target=True))
+        dones = rollout.dones if rollout.agent_dones is None else rollout.agent_dones
+        truncated, final = None, None
+        if rollout.final_state is not None:
+            truncated = rollout.truncated
+            final = model.denormalize(model.critic_values(rollout.final_state, rollout.final_obs, rollout.final_actions, target=True))
+        return td_lambda_targets(rollout.rewards, values, dones, last, cfg.gamma, cfg.td_lambda, truncated, final)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``x`` over the entries where ``mask`` holds (all of them without a mask)."""
+    if mask is None:
+        return x.mean()
+    return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
 def update_critic(model: COMA, rollout: Rollout, targets: torch.Tensor, optimizer, cfg: COMAConfig, generator) -> float:
     """``critic_steps`` gradient steps on 0.5 (critic - target)^2 in normalized units."""
+    active = rollout.active if rollout.active is not None else torch.ones_like(targets, dtype=torch.bool)
     if cfg.value_norm:
-        model.value_normalizer.update(targets)
+        model.value_normalizer.update(targets[active])
     flat = {"state": rollout.state.flatten(0, 1), "obs": rollout.obs.flatten(0, 1), "actions": rollout.actions.flatten(0, 1),
-            "targets": model.normalize(targets).flatten(0, 1)}
+            "targets": model.normalize(targets).flatten(0, 1), "active": active.flatten(0, 1)}
     samples = flat["state"].shape[0]
     total = 0.0
     for step in range(cfg.critic_steps):
@@ -299,7 +343,8 @@ def update_critic(model: COMA, rollout: Rollout, targets: torch.Tensor, optimize
         else:
             index = torch.randperm(samples, generator=generator)[: samples // cfg.critic_minibatches].to(flat["state"].device)
             batch = {k: v[index] for k, v in flat.items()}
-        loss = 0.5 * (model.critic_values(batch["state"], batch["obs"], batch["actions"]) - batch["targets"]).pow(2).mean()
+        error = model.critic_values(batch["state"], batch["obs"], batch["actions"]) - batch["targets"]
+        loss = 0.5 * masked_mean(error.pow(2), batch["active"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.critic.parameters(), cfg.max_grad_norm)
@@ -309,15 +354,27 @@ def update_critic(model: COMA, rollout: Rollout, targets: torch.Tensor, optimize
 
 
 def update_actors(model: COMA, rollout: Rollout, advantages: torch.Tensor, optimizer, cfg: COMAConfig) -> float:
-    """One step up sum_a log pi_a(u_a | o_a) A_a (+ entropy bonus), averaged over the batch."""
+    """One step up sum_a [log pi_a(u_a | o_a) A_a + beta H(pi_a)], averaged over the batch.
+
+    Returns the mean entropy per agent (the curve's ``entropy``).
+    """
     dist = model.policy(rollout.obs)
-    policy_loss = -(dist.log_prob(rollout.actions) * advantages).sum(-1).mean()
-    entropy = dist.entropy().mean()
+    active = rollout.active.to(advantages.dtype) if rollout.active is not None else torch.ones_like(advantages)
+    policy_loss = -(dist.log_prob(rollout.actions) * advantages * active).sum(-1).mean()
+    entropy_sum = (dist.entropy() * active).sum(-1).mean()
     optimizer.zero_grad(set_to_none=True)
-    (policy_loss - cfg.entropy_coef * entropy).backward()
+    (policy_loss - cfg.entropy_coef * entropy_sum).backward()
     nn.utils.clip_grad_norm_(model.actors.parameters(), cfg.max_grad_norm)
     optimizer.step()
-    return entropy.item()
+    return (entropy_sum / active.sum(-1).mean()).item()
+
+
+def update_target(model: COMA, iteration: int, cfg: COMAConfig) -> bool:
+    """Copy the critic into the target critic after every ``target_update_every``-th iteration; say whether it did."""
+    if iteration % cfg.target_update_every != 0:
+        return False
+    model.target_critic.load_state_dict(model.critic.state_dict())
+    return True
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -404,8 +461,7 @@ def train(cfg: COMAConfig, progress: bool = True) -> TrainResult:
             advantages = model.advantages(rollout.state, rollout.obs, rollout.actions, targets)
             entropy = update_actors(model, rollout, advantages, actor_opt, cfg)
         start = resample_actions(model, start)  # the next rollout's first actions come from the updated policy
-        if iteration % cfg.target_update_every == 0:
-            model.target_critic.load_state_dict(model.critic.state_dict())
+        update_target(model, iteration, cfg)
         result.frames += cfg.frames_per_iteration
         episode_return = mean_episode_return(rollout)
         per_agent_var = advantages.flatten(0, -2).var(0)
@@ -506,8 +562,7 @@ def fit_critic(cfg: COMAConfig, iterations: int) -> tuple[COMA, object]:
     for iteration in range(1, iterations + 1):
         rollout, start = collect(model, train_env, start, 1)
         update_critic(model, rollout, critic_targets(model, rollout, cfg), critic_opt, cfg, generator)
-        if iteration % cfg.target_update_every == 0:
-            model.target_critic.load_state_dict(model.critic.state_dict())
+        update_target(model, iteration, cfg)
     return model, train_env
 
 
@@ -527,9 +582,10 @@ def parse_args(argv=None) -> tuple[COMAConfig, argparse.Namespace]:
     parser.add_argument("--critic-lr", type=float, default=None)
     parser.add_argument("--no-share", action="store_true", help="one actor per agent instead of a shared one with IDs")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--out", default="runs/coma", help="folder for curve.csv")
+    parser.add_argument("--out", default=None, help=OUT_HELP.format(algo="coma"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    args.out = str(default_run_dir("coma")) if args.out is None else args.out
     args.seed_list = distributed.seeds_from_args(args)
     cfg = COMAConfig(
         env=args.env, baseline=args.baseline, seed=args.seed, total_frames=args.total_frames, n_agents=args.n_agents,

@@ -11,10 +11,21 @@ critic of their own game. From a replay buffer D of transitions (x, o, a, r, x',
              (the other agents' actions a_j come from the buffer; only agent i's is replaced)
     targets: theta' <- tau theta + (1 - tau) theta'  after every update (soft update)
 
+The target y_i is not a fixed regression target: mu'_j are the other agents' *current* target
+policies, which move (by tau per update) as they learn, so each critic tracks a moving target.
+d is 1 where the episode terminated (the horizon is a termination, see
+:mod:`marlpg.envs.protocol`); where it was truncated, x' and o' are the state the episode reached
+and the target bootstraps from it.
+
 A deterministic policy does not explore by itself: actions are taken with Gaussian noise whose
 scale decays over training, after a warm-up of uniform random actions. Discrete actions use the
-Gumbel-softmax: exploration samples from it, the actor update differentiates through its
-straight-through one-hot sample, and the critic sees one-hot actions.
+Gumbel-softmax, as in the reference implementation (openai/maddpg): the actor is then a
+stochastic policy over one-hot actions. Exploration samples from it, the actor update
+differentiates through its straight-through one-hot sample, the targets' next actions are samples
+from the target actors (so the critic is trained on the policy the actor improves, not on a greedy
+one), and the actor loss adds ``logit_reg`` (1e-3, as openai/maddpg) times the mean squared logit,
+which keeps the logits from growing without bound while the straight-through gradient pushes them.
+Deployment and evaluation act greedily (argmax). The critic sees one-hot actions.
 
 IDDPG (``iddpg=True``) is the ablation: each critic sees only its own observation, its own
 action and the time fraction, Q_i(o_i, a_i, t/H), so other agents are part of the environment.
@@ -42,7 +53,7 @@ from marlpg.core.agents import with_agent_ids
 from marlpg.core.evaluation import gap_closed
 from marlpg.core.networks import mlp
 from marlpg.core.replay import ReplayBuffer
-from marlpg.core.runlog import progress_bar, write_curve
+from marlpg.core.runlog import OUT_HELP, default_run_dir, progress_bar, write_curve
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.envs import EnvSpec, make_env
@@ -75,6 +86,7 @@ class MADDPGConfig:
     noise_end: float = 0.05
     noise_decay: float = 0.5  # fraction of training over which the noise decays linearly
     gumbel_temperature: float = 1.0
+    logit_reg: float = 1e-3  # discrete: weight of the mean squared actor logit in the actor loss (openai/maddpg)
     max_grad_norm: float = 1.0
     initial_action: float | None = None  # continuous: start every actor near this action (None: near 0)
     actor_hidden: tuple[int, ...] = (64, 64)
@@ -97,6 +109,8 @@ class MADDPGConfig:
         for name in ("actor_lr", "critic_lr", "gumbel_temperature", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
+        if not self.logit_reg >= 0:
+            raise ValueError(f"logit_reg must be non-negative; got {self.logit_reg!r}")
         for name in ("tau", "noise_decay"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in (0, 1]; got {getattr(self, name)!r}")
@@ -187,10 +201,26 @@ class MADDPG(nn.Module):
 
     def differentiable_actions(self, obs: torch.Tensor) -> torch.Tensor:
         """mu(o) with a gradient: tanh outputs, or a straight-through Gumbel-softmax one-hot sample."""
+        return self.actions_and_outputs(obs)[0]
+
+    def actions_and_outputs(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``differentiable_actions`` and the actor's raw outputs (the logits, for the regularizer)."""
         out = self.actor(obs)
         if self.spec.discrete:
-            return F.gumbel_softmax(out, tau=self.cfg.gumbel_temperature, hard=True)
-        return torch.tanh(out)
+            return F.gumbel_softmax(out, tau=self.cfg.gumbel_temperature, hard=True), out
+        return torch.tanh(out), out
+
+    def target_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        """mu'(o'): the target actors' actions for the critic targets, in critic format.
+
+        Continuous: deterministic. Discrete: a one-hot Gumbel-softmax sample of the target policy,
+        the same kind of action as the stochastic policy the actor update improves.
+        """
+        with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+            out = self.target_actor(obs)
+            if self.spec.discrete:
+                return F.gumbel_softmax(out, tau=self.cfg.gumbel_temperature, hard=True)
+            return torch.tanh(out)
 
     @torch.no_grad()
     def explore(self, obs: torch.Tensor, noise_std: float) -> torch.Tensor:
@@ -251,19 +281,19 @@ def critic_targets(rewards: torch.Tensor, done: torch.Tensor, next_q: torch.Tens
     return rewards + gamma * (1.0 - done.unsqueeze(-1)) * next_q
 
 
-@torch.no_grad()
 def td_targets(model: MADDPG, batch: dict, gamma: float) -> torch.Tensor:
     """The critics' regression targets ``[B, n]``, from the target actors and target critics."""
-    next_actions = model.mu(batch["next_obs"], model.target_actor)
-    next_q = model.q(batch["next_state"], batch["next_obs"], same_joint_action(next_actions), model.target_critic)
-    return critic_targets(batch["rewards"], batch["done"], next_q, gamma)
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        next_actions = model.target_actions(batch["next_obs"])
+        next_q = model.q(batch["next_state"], batch["next_obs"], same_joint_action(next_actions), model.target_critic)
+        return critic_targets(batch["rewards"], batch["done"], next_q, gamma)
 
 
-@torch.no_grad()
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """theta' <- tau theta + (1 - tau) theta'."""
-    for t, s in zip(target.parameters(), source.parameters()):
-        t.lerp_(s, tau)
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.lerp_(s, tau)
 
 
 # --- one update ----------------------------------------------------------------------------
@@ -280,8 +310,11 @@ def update(model: MADDPG, batch: dict, optimizers, cfg: MADDPGConfig) -> tuple[f
     nn.utils.clip_grad_norm_(model.critic.parameters(), cfg.max_grad_norm)
     critic_opt.step()
 
-    joint = own_action_replaced(batch["actions"], model.differentiable_actions(batch["obs"]))
+    own, logits = model.actions_and_outputs(batch["obs"])
+    joint = own_action_replaced(batch["actions"], own)
     actor_loss = -model.q(batch["state"], batch["obs"], joint).mean()
+    if model.spec.discrete:
+        actor_loss = actor_loss + cfg.logit_reg * logits.pow(2).mean()
     actor_opt.zero_grad(set_to_none=True)
     actor_loss.backward()  # also leaves gradients on the critic; its next step zeroes them first
     nn.utils.clip_grad_norm_(model.actor.parameters(), cfg.max_grad_norm)
@@ -307,6 +340,15 @@ class TrainResult:
     frames: int = 0
     seconds: float = 0.0
     reference: tuple[float, float] | None = None  # simple_spread: (random, scripted) return per agent
+
+
+def store(buffer: ReplayBuffer, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor, step) -> None:
+    """Add one step's transitions: x' and o' are what the step reached (``final_*``, before any reset),
+    and d marks terminations only, so a truncated episode's target bootstraps from where it stopped."""
+    if not bool(step.alive.all()):
+        raise ValueError("MADDPG needs every agent in every episode to the end; this environment has agents that leave")
+    buffer.add(obs=obs, state=state, actions=actions, rewards=step.reward, next_obs=step.final_obs,
+               next_state=step.final_state, done=step.terminated.float())
 
 
 def noise_scale(cfg: MADDPGConfig, frames: int) -> float:
@@ -389,9 +431,9 @@ def train(
                     actions = model.random_actions(cfg.num_envs, device)
                 else:
                     actions = model.explore(obs, noise)
-                next_obs, next_state, reward, done = train_env.step(model.env_actions(actions))
-                # where an episode ended, next_obs already starts the next one; done stops the bootstrap
-                buffer.add(obs=obs, state=state, actions=actions, rewards=reward, next_obs=next_obs, next_state=next_state, done=done.float())
+                step = train_env.step(model.env_actions(actions))
+                store(buffer, obs, state, actions, step)
+                reward, done, next_obs, next_state = step.reward, step.done, step.obs, step.state
                 running += reward
                 if bool(done.any()):
                     finished.append(running[done].mean(-1))
@@ -475,9 +517,10 @@ def parse_args(argv=None) -> tuple[MADDPGConfig, argparse.Namespace]:
     parser.add_argument("--n-agents", type=int, default=None)
     parser.add_argument("--num-envs", type=int, default=None)
     parser.add_argument("--horizon", type=int, default=None, help="pricing: periods per episode (1: the one-shot game)")
-    parser.add_argument("--out", default="runs/maddpg", help="folder for curve.csv")
+    parser.add_argument("--out", default=None, help=OUT_HELP.format(algo="maddpg"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    args.out = str(default_run_dir("maddpg")) if args.out is None else args.out
     if args.env not in ENVS:
         raise ValueError(f"--env {args.env!r} is not one of {ENVS}")
     args.seed_list = distributed.seeds_from_args(args)

@@ -7,10 +7,21 @@ V_phi(x) for every agent. One iteration:
 1. Collect T steps in E parallel environments with the current policy.
 2. Advantages by GAE(lambda) on the critic's values (de-normalized to returns):
        delta_t = r_t + gamma V(x_{t+1}) - V(x_t),   A_t = sum_k (gamma lambda)^k delta_{t+k}
+   (V(x_{t+1}) = 0 after a termination; after a truncation, the value of the state the episode
+   reached: see :mod:`marlpg.core.gae`). The advantages are normalized to mean 0 and std 1 over
+   every agent and step of the rollout together (a joint normalization).
 3. For a few epochs over minibatches, ascend PPO's clipped surrogate for each agent,
        L(theta) = E_t,a[ min(rho A, clip(rho, 1 - eps, 1 + eps) A) ] + beta H(pi(. | o_a)),
        rho = pi_theta(u_a | o_a) / pi_theta_old(u_a | o_a),
    and descend the critic's squared error against the lambda-return targets, in normalized units.
+   The expectations run over the agents that act (an agent that has left its episode adds nothing),
+   and a discrete policy puts no mass on the actions an environment's action mask forbids.
+
+Every iteration's row of the learning curve also carries PPO's diagnostics: ``approx_kl`` (the
+estimator E[(rho - 1) - log rho] of KL(pi_old || pi), averaged over minibatches), ``clip_fraction``
+(share of samples with |rho - 1| > eps), ``explained_variance`` (1 - Var[G - V] / Var[G] of the
+critic's rollout values against its targets, in reward units, before the update),
+``actor_grad_norm`` and ``critic_grad_norm`` (before clipping) and ``entropy``.
 
 IPPO (``ippo=True``) is the same algorithm with the critic V(o_a) on the agent's own observation
 (plus the time fraction, which both critics get): the ablation that asks what the centralized
@@ -22,7 +33,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -36,10 +47,11 @@ from marlpg.core.evaluation import deterministic_return, gap_closed
 from marlpg.core.gae import gae
 from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_prob, mlp
 from marlpg.core.normalizer import RunningNormalizer
-from marlpg.core.runlog import progress_bar, write_curve
+from marlpg.core.runlog import OUT_HELP, default_run_dir, progress_bar, write_curve
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.envs import EnvSpec, make_env
+from marlpg.envs.protocol import acting_agents, agent_dones, agent_truncations, current_action_mask, masked_logits
 
 DEFAULT_FRAMES = 6_000_000
 
@@ -85,7 +97,8 @@ class MAPPOConfig:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         if self.num_envs * self.rollout_steps < self.minibatches:
             raise ValueError(
-                f"minibatches={self.minibatches} exceeds the {self.num_envs * self.rollout_steps} samples of one rollout"
+                f"minibatches={self.minibatches} exceeds the {self.num_envs * self.rollout_steps} samples of one rollout "
+                f"(num_envs={self.num_envs} x rollout_steps={self.rollout_steps}); use at most that many"
             )
         for name in ("clip", "lr"):
             if not getattr(self, name) > 0:
@@ -135,12 +148,15 @@ class MAPPO(nn.Module):
             inputs.dim() - 2, self._order
         )
 
-    def policy(self, obs: torch.Tensor):
-        """The joint policy as one distribution over ``[..., n]`` agents (``obs``: ``[..., n, d]``)."""
+    def policy(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None):
+        """The joint policy as one distribution over ``[..., n]`` agents (``obs``: ``[..., n, d]``).
+
+        ``action_mask`` (``[..., n, U]`` bool, discrete only) removes the illegal actions.
+        """
         inputs = self.actor_input(obs)
         out = self._per_group(inputs, lambda actor, x: actor.net(x))
         if self.spec.discrete:
-            return Categorical(logits=out)
+            return Categorical(logits=masked_logits(out, action_mask))
         log_std = self._per_group(inputs[..., :1], lambda actor, x: actor.log_std.expand(*x.shape[:-1], -1))
         return Normal(out, log_std.exp())
 
@@ -183,8 +199,14 @@ class Rollout:
     log_probs: torch.Tensor  # [T, E, n]
     values: torch.Tensor  # [T, E, n], de-normalized
     rewards: torch.Tensor  # [T, E, n]
-    dones: torch.Tensor  # [T, E]
+    dones: torch.Tensor  # [T, E] or [T, E, n]: where each agent's episode ended (either way)
     last_value: torch.Tensor  # [E, n], de-normalized
+    truncated: torch.Tensor | None = None  # [T, E, n]: ended by truncation, so bootstrap from final_values
+    final_values: torch.Tensor | None = None  # [T, E, n], de-normalized V of the state each step reached
+    final_obs: torch.Tensor | None = None  # [T, E, n, d]: what each step reached (before a reset)
+    final_state: torch.Tensor | None = None  # [T, E, ds]
+    active: torch.Tensor | None = None  # [T, E, n] bool: agents that acted (None: all)
+    action_mask: torch.Tensor | None = None  # [T, E, n, U] bool legal actions (None: all)
 
 
 @dataclass
@@ -222,28 +244,52 @@ class EpisodeTracker:
         return returns.mean().item() if len(returns) else float("nan")
 
 
-@torch.no_grad()
 def collect(model: MAPPO, env, start, steps: int, tracker: EpisodeTracker):
     """Run the stochastic policy for ``steps`` steps; return the rollout and the next observation."""
-    obs, state = start
-    buffers = {k: [] for k in ("obs", "state", "actions", "log_probs", "values", "rewards", "dones")}
-    for _ in range(steps):
-        dist = model.policy(obs)
-        actions = dist.sample()
-        buffers["obs"].append(obs)
-        buffers["state"].append(state)
-        buffers["actions"].append(actions)
-        buffers["log_probs"].append(log_prob(dist, actions))
-        buffers["values"].append(model.value(state, obs))
-        obs, state, reward, done = env.step(actions)
-        buffers["rewards"].append(reward)
-        buffers["dones"].append(done)
-        tracker.add(reward, done)
-    stacked = {k: torch.stack(v) for k, v in buffers.items()}
-    denorm = model.value_normalizer.denormalize if model.cfg.value_norm else (lambda v: v)
-    stacked["values"] = denorm(stacked["values"])
-    last_value = denorm(model.value(state, obs))
-    return Rollout(**stacked, last_value=last_value), (obs, state)
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        obs, state = start
+        names = ("obs", "state", "actions", "log_probs", "rewards", "dones", "truncated", "final_obs",
+                 "final_state", "active", "action_mask")
+        buffers = {k: [] for k in names}
+        for _ in range(steps):
+            mask = current_action_mask(env)
+            dist = model.policy(obs, mask)
+            actions = dist.sample()
+            for key, value in (("obs", obs), ("state", state), ("actions", actions), ("log_probs", log_prob(dist, actions)),
+                               ("active", acting_agents(env)), ("action_mask", mask)):
+                buffers[key].append(value)
+            step = env.step(actions)
+            obs, state = step.obs, step.state
+            for key, value in (("rewards", step.reward), ("dones", agent_dones(step)), ("truncated", agent_truncations(step)),
+                               ("final_obs", step.final_obs), ("final_state", step.final_state)):
+                buffers[key].append(value)
+            tracker.add(step.reward, step.done)
+        stacked = {k: (None if v[0] is None else torch.stack(v)) for k, v in buffers.items()}
+        rollout = Rollout(**stacked, values=None, last_value=None)
+        return with_values(model, rollout, (obs, state)), (obs, state)
+
+
+def with_values(model: MAPPO, rollout: Rollout, next_start) -> Rollout:
+    """The rollout with the current critic's de-normalized values: V(x_t), V(x_T), and V(x'_t) where truncated."""
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        denorm = model.value_normalizer.denormalize if model.cfg.value_norm else (lambda v: v)
+        next_obs, next_state = next_start
+        final_values = None
+        if rollout.truncated is not None and bool(rollout.truncated.any()):
+            final_values = denorm(model.value(rollout.final_state, rollout.final_obs))
+        return replace(
+            rollout,
+            values=denorm(model.value(rollout.state, rollout.obs)),
+            last_value=denorm(model.value(next_state, next_obs)),
+            final_values=final_values,
+        )
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``x`` over the entries where ``mask`` holds (all of them without a mask)."""
+    if mask is None:
+        return x.mean()
+    return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
 def clipped_surrogate(new_log_probs, old_log_probs, advantages, clip: float) -> torch.Tensor:
@@ -254,12 +300,20 @@ def clipped_surrogate(new_log_probs, old_log_probs, advantages, clip: float) -> 
 
 def ppo_losses(model: MAPPO, batch: dict, cfg: MAPPOConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Clipped surrogate (to minimize, negated), entropy, and critic loss on one minibatch."""
-    dist = model.policy(batch["obs"])
-    surrogate = clipped_surrogate(log_prob(dist, batch["actions"]), batch["log_probs"], batch["advantages"], cfg.clip)
-    policy_loss = -surrogate.mean()
-    ent = entropy(dist).mean()
-    value_loss = 0.5 * (model.value(batch["state"], batch["obs"]) - batch["targets"]).pow(2).mean()
+    policy_loss, ent, value_loss, _ = ppo_losses_and_ratio(model, batch, cfg)
     return policy_loss, ent, value_loss
+
+
+def ppo_losses_and_ratio(model: MAPPO, batch: dict, cfg: MAPPOConfig):
+    """``ppo_losses`` and the log-ratio log pi_theta - log pi_old of every sample (for the diagnostics)."""
+    active = batch.get("active")
+    dist = model.policy(batch["obs"], batch.get("action_mask"))
+    new_log_probs = log_prob(dist, batch["actions"])
+    surrogate = clipped_surrogate(new_log_probs, batch["log_probs"], batch["advantages"], cfg.clip)
+    policy_loss = -masked_mean(surrogate, active)
+    ent = masked_mean(entropy(dist), active)
+    value_loss = 0.5 * masked_mean((model.value(batch["state"], batch["obs"]) - batch["targets"]).pow(2), active)
+    return policy_loss, ent, value_loss, (new_log_probs - batch["log_probs"]).detach()
 
 
 def make_optimizers(model: MAPPO, cfg: MAPPOConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
@@ -270,37 +324,84 @@ def make_optimizers(model: MAPPO, cfg: MAPPOConfig) -> tuple[torch.optim.Adam, t
     )
 
 
-def update(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generator: torch.Generator) -> dict:
-    """PPO epochs over minibatches of environment steps (each step carries all n agents)."""
-    advantages, targets = gae(rollout.rewards, rollout.values, rollout.dones, rollout.last_value, cfg.gamma, cfg.gae_lambda)
+DIAGNOSTICS = ("policy_loss", "entropy", "value_loss", "approx_kl", "clip_fraction", "actor_grad_norm", "critic_grad_norm")
+
+
+def advantages_and_targets(model: MAPPO, rollout: Rollout, cfg: MAPPOConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GAE on the de-normalized values: the normalized advantages, the targets in the critic's units,
+    and the targets in reward units."""
+    advantages, targets = gae(
+        rollout.rewards, rollout.values, rollout.dones, rollout.last_value, cfg.gamma, cfg.gae_lambda,
+        rollout.truncated if rollout.final_values is not None else None, rollout.final_values,
+    )
+    active = rollout.active if rollout.active is not None else torch.ones_like(advantages, dtype=torch.bool)
+    returns = targets
     if cfg.value_norm:
-        model.value_normalizer.update(targets)
+        model.value_normalizer.update(targets[active])
         targets = model.value_normalizer.normalize(targets)
-    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    used = advantages[active]
+    return (advantages - used.mean()) / (used.std() + 1e-8), targets, returns
+
+
+def explained_variance(values: torch.Tensor, targets: torch.Tensor) -> float:
+    """1 - Var[G - V] / Var[G]: 1 for a perfect critic, 0 for a constant one, negative for a worse one."""
+    variance = targets.var()
+    if not variance > 0:
+        return float("nan")
+    return (1 - (targets - values).var() / variance).item()
+
+
+def ppo_diagnostics(log_ratio: torch.Tensor, active: torch.Tensor | None, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate KL(pi_old || pi) as E[(rho - 1) - log rho] (nonnegative, unbiased; Schulman's k3
+    estimator) and the share of samples with |rho - 1| > clip, over the ``active`` samples."""
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        ratio = log_ratio.exp()
+        return masked_mean(ratio - 1 - log_ratio, active), masked_mean(((ratio - 1).abs() > clip).float(), active)
+
+
+def minibatch_indices(samples: int, minibatches: int, generator: torch.Generator, device) -> tuple[torch.Tensor, ...]:
+    """One random permutation split into ``minibatches`` parts whose sizes differ by at most one.
+
+    (``chunk`` would give fewer parts than asked when ``samples`` is not a multiple, e.g. 25 samples
+    in 8 chunks of 4 make 7.)
+    """
+    if not 1 <= minibatches <= samples:
+        raise ValueError(f"minibatches must lie in 1..{samples} (the samples of one rollout); got {minibatches!r}")
+    return torch.randperm(samples, generator=generator).to(device).tensor_split(minibatches)
+
+
+def update(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generator: torch.Generator) -> dict:
+    """PPO epochs over minibatches of environment steps (each step carries all n agents).
+
+    Returns the losses and PPO's diagnostics (see the module docstring), averaged over minibatches.
+    """
+    advantages, targets, returns = advantages_and_targets(model, rollout, cfg)
+    active = rollout.active if rollout.active is not None else torch.ones_like(advantages, dtype=torch.bool)
+    explained = explained_variance(rollout.values[active], returns[active])
     flat = {
-        "obs": rollout.obs, "state": rollout.state, "actions": rollout.actions,
-        "log_probs": rollout.log_probs, "advantages": advantages, "targets": targets,
+        "obs": rollout.obs, "state": rollout.state, "actions": rollout.actions, "log_probs": rollout.log_probs,
+        "advantages": advantages, "targets": targets, "active": active, "action_mask": rollout.action_mask,
     }
-    flat = {k: v.flatten(0, 1) for k, v in flat.items()}
+    flat = {k: v.flatten(0, 1) for k, v in flat.items() if v is not None}
     samples = flat["obs"].shape[0]
     actor_opt, critic_opt = optimizers
-    stats = torch.zeros(3)
+    stats = torch.zeros(len(DIAGNOSTICS))
     for _ in range(cfg.epochs):
-        order = torch.randperm(samples, generator=generator).to(rollout.obs.device)
-        shuffled = {k: v[order] for k, v in flat.items()}  # one gather per epoch; minibatches are then slices
-        for part in range(cfg.minibatches):
-            batch = {k: v.chunk(cfg.minibatches)[part] for k, v in shuffled.items()}
-            policy_loss, ent, value_loss = ppo_losses(model, batch, cfg)
+        for index in minibatch_indices(samples, cfg.minibatches, generator, rollout.obs.device):
+            batch = {k: v[index] for k, v in flat.items()}
+            policy_loss, ent, value_loss, log_ratio = ppo_losses_and_ratio(model, batch, cfg)
             actor_opt.zero_grad(set_to_none=True)
             critic_opt.zero_grad(set_to_none=True)
             (policy_loss - cfg.entropy_coef * ent + value_loss).backward()
-            nn.utils.clip_grad_norm_(model.actors.parameters(), cfg.max_grad_norm)
-            nn.utils.clip_grad_norm_(model.critic.parameters(), cfg.max_grad_norm)
+            actor_norm = nn.utils.clip_grad_norm_(model.actors.parameters(), cfg.max_grad_norm)
+            critic_norm = nn.utils.clip_grad_norm_(model.critic.parameters(), cfg.max_grad_norm)
             actor_opt.step()
             critic_opt.step()
-            stats += torch.stack([policy_loss.detach(), ent.detach(), value_loss.detach()]).cpu()
+            kl, clipped = ppo_diagnostics(log_ratio, batch["active"], cfg.clip)
+            row = [policy_loss.detach(), ent.detach(), value_loss.detach(), kl, clipped, actor_norm, critic_norm]
+            stats += torch.stack([x.float() for x in row]).cpu()
     stats /= cfg.epochs * cfg.minibatches
-    return dict(zip(("policy_loss", "entropy", "value_loss"), stats.tolist()))
+    return {**dict(zip(DIAGNOSTICS, stats.tolist())), "explained_variance": explained}
 
 
 def evaluate(model: MAPPO, env, episodes_seed: int) -> float:
@@ -469,9 +570,10 @@ def parse_args(argv=None) -> tuple[MAPPOConfig, argparse.Namespace]:
     parser.add_argument("--n-agents", type=int, default=MAPPOConfig.n_agents)
     parser.add_argument("--num-envs", type=int, default=MAPPOConfig.num_envs)
     parser.add_argument("--lr", type=float, default=MAPPOConfig.lr)
-    parser.add_argument("--out", default="runs/mappo", help="folder for curve.csv and actors.pt")
+    parser.add_argument("--out", default=None, help=OUT_HELP.format(algo="mappo"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    args.out = str(default_run_dir("mappo")) if args.out is None else args.out
     args.seed_list = distributed.seeds_from_args(args)
     cfg = MAPPOConfig(
         env=args.env, total_frames=args.total_frames, seed=args.seed, device=args.device, ippo=args.ippo,

@@ -94,10 +94,11 @@ class SpreadMultiAgentEnv(MultiAgentEnv):
         actions = torch.tensor([[int(action_dict[agent]) for agent in self.agents]])
         step = self._env.step(actions)
         rewards = {agent: float(step.reward[0, a]) for a, agent in enumerate(self.agents)}
-        done = bool(step.done[0])
-        # Where done, obs already belongs to the next episode (auto-reset); a terminated episode is
-        # never bootstrapped from it, and RLlib calls reset() before acting again.
-        return self._observations(step.obs, step.state), rewards, {"__all__": done}, {"__all__": False}, {}
+        terminated, truncated = bool(step.terminated[0]), bool(step.truncated[0])
+        # Where the episode ended, return the state it reached (final_*), not the auto-reset's first
+        # one: RLlib bootstraps a truncated episode from it and calls reset() before acting again.
+        obs, state = (step.final_obs, step.final_state) if terminated or truncated else (step.obs, step.state)
+        return self._observations(obs, state), rewards, {"__all__": terminated}, {"__all__": truncated}, {}
 
 
 # --- the policy: a shared actor on local inputs, a critic on the global state -------------------------

@@ -10,8 +10,11 @@ import torch
 def deterministic_return(act: Callable[[torch.Tensor], torch.Tensor], env, episodes_seed: int) -> float:
     """Mean episode return per agent of ``act`` (observations -> actions): one episode in every copy of ``env``.
 
-    The episodes depend on ``episodes_seed`` alone: the global torch generator is seeded inside a fork, so an
-    evaluation neither depends on nor disturbs the training run's random stream.
+    The episodes depend on ``episodes_seed`` alone: the global torch generator is seeded inside a fork, and
+    ``env.reset(seed=...)`` reseeds only ``env``'s own stream, so an evaluation neither depends on nor disturbs
+    the training run's random stream. That second half is the adapter's duty: VMAS keeps one random state for
+    every VMAS environment in the process, which :class:`marlpg.envs.vmas_env.VmasEnv` swaps per adapter
+    (tests/test_protocol.py checks that a run with evaluations equals the run without).
     """
     with torch.random.fork_rng(devices=[env.device] if env.device.type == "cuda" else []):
         torch.manual_seed(episodes_seed)

@@ -9,6 +9,10 @@ with the recursion started at the end of the rollout by G_T^lambda = v_T (the bo
 for COMA's critic (so the targets are on-policy, SARSA-like), V(x_t) for a state-value critic.
 ``d_t`` is 1 when the episode ended at step t; nothing is bootstrapped across an episode's end.
 
+Where an episode was truncated at step t (cut short of a terminal state), the return goes on
+past the cut, so the target bootstraps from the value v'_t of the state reached there instead:
+the bracket above becomes v'_t (``final_values``; the recursion stops, as at any episode end).
+
 lambda = 0 gives the one-step target r_t + gamma v_{t+1}; lambda = 1 the discounted return to
 the end of the episode (bootstrapped from v_T only where the rollout cuts an episode short).
 """
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from marlpg.core.gae import continuation_mask
+from marlpg.core.gae import continuation_mask, truncation_bootstrap
 
 
 def td_lambda_targets(
@@ -26,18 +30,23 @@ def td_lambda_targets(
     last_value: torch.Tensor,
     gamma: float,
     lam: float,
+    truncated: torch.Tensor | None = None,
+    final_values: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """lambda-returns for a rollout of T steps.
 
     rewards, values: ``[T, ...]`` (``values[t]`` is v_t, usually from a target critic);
     dones: ``[T, ...]`` broadcastable to them (bool or 0/1); last_value: ``[...]``, v_T for the
-    step after the rollout. Returns the targets, shaped like ``rewards``.
+    step after the rollout; truncated and final_values as in :func:`marlpg.core.gae.gae`.
+    Returns the targets, shaped like ``rewards``.
     """
     not_done = continuation_mask(rewards, values, dones, gamma, lam)
+    cut_value = truncation_bootstrap(rewards, dones, truncated, final_values)
     targets = torch.empty_like(rewards)
     next_return, next_value = last_value, last_value
     for t in reversed(range(rewards.shape[0])):
-        next_return = rewards[t] + gamma * not_done[t] * ((1 - lam) * next_value + lam * next_return)
+        blend = (1 - lam) * next_value + lam * next_return
+        next_return = rewards[t] + gamma * (not_done[t] * blend + cut_value[t])
         targets[t] = next_return
         next_value = values[t]
     return targets

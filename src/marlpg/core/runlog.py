@@ -2,10 +2,28 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from tqdm.auto import tqdm
+
+
+def default_run_dir(algorithm: str) -> Path:
+    """Where a command-line run writes when no ``--out`` is given: ``$MARLPG_RUNS/<algorithm>``, else
+    ``<cache>/marlpg/runs/<algorithm>`` with ``<cache>`` = ``$XDG_CACHE_HOME`` or ``~/.cache``.
+
+    Never the working directory, so a run inside a checkout leaves no untracked files there; the
+    command prints the full path of everything it writes.
+    """
+    root = os.environ.get("MARLPG_RUNS")
+    if root:
+        return Path(root).expanduser() / algorithm
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "marlpg" / "runs" / algorithm
+
+
+OUT_HELP = "folder for the outputs (default: $MARLPG_RUNS/{algo}, else ~/.cache/marlpg/runs/{algo}; the full paths are printed)"
 
 
 def write_curve(path: str | Path, rows: Iterable[Mapping[str, object]]) -> Path:

@@ -9,8 +9,16 @@ into ``[E, n, ...]`` tensors on ``device``. Agents are always ordered as in ``po
   observation concatenated), otherwise the agents' observations concatenated; then the time
   feature (fraction of the horizon used) of :func:`marlpg.envs.protocol.time_feature`.
 * Rewards: per agent, ``[E, n]``.
-* ``done[e]``: any agent of copy ``e`` terminated or was truncated, every agent left, or the
-  adapter's own ``horizon`` was reached. Finished copies are reset inside :meth:`step`.
+* Episodes: an agent that terminates (or is truncated) leaves its episode while the others go
+  on: from then on it is not ``alive``, its observation and reward are 0 and its actions are not
+  sent. A copy's episode ends when every agent has left or at the adapter's ``horizon``, and is
+  reset inside :meth:`step`. It ended by ``truncated`` when the last agents to leave were
+  truncated (the backend's time limit), else by ``terminated``; the horizon is a termination
+  (see :mod:`marlpg.envs.protocol`). An agent truncated alone while others go on counts as
+  terminated (its own bootstrap would need a value for an agent outside the episode).
+* Action masks: where the environment gives them (``info[agent]["action_mask"]``, or a Dict
+  observation with ``"observation"`` and ``"action_mask"`` entries, as PettingZoo's classic
+  games do), ``Transition.action_mask`` and ``env.action_mask`` carry them, ``[E, n, U]`` bool.
 * Actions: discrete tasks take ``[E, n]`` integer indices; continuous tasks take
   ``[E, n, d]`` floats in [-1, 1] (clipped), mapped linearly onto the environment's Box
   ``low..high`` (mpe2's continuous movement Box is [0, 1]^5).
@@ -74,12 +82,16 @@ class PettingZooEnv:
                 raise ValueError("every copy must have the same possible_agents")
         n = len(self.agents)
 
-        obs_shapes = {tuple(first.observation_space(a).shape) for a in self.agents}
+        from gymnasium import spaces
+
+        obs_spaces = [first.observation_space(a) for a in self.agents]
+        self._dict_obs = all(isinstance(sp, spaces.Dict) and "observation" in sp.spaces for sp in obs_spaces)
+        if self._dict_obs:
+            obs_spaces = [sp["observation"] for sp in obs_spaces]
+        obs_shapes = {tuple(sp.shape) for sp in obs_spaces}
         if len(obs_shapes) != 1:
             raise ValueError(f"all agents must share one observation shape; got {sorted(obs_shapes)}")
         obs_dim = int(np.prod(next(iter(obs_shapes))))
-
-        from gymnasium import spaces
 
         action_spaces = [first.action_space(a) for a in self.agents]
         space = action_spaces[0]
@@ -105,6 +117,9 @@ class PettingZooEnv:
             raise ValueError(f"unsupported action space {space!r}: only Discrete and 1-D Box are supported")
 
         self._steps = torch.zeros(self.num_envs, dtype=torch.long)
+        self._alive = np.ones((self.num_envs, n), dtype=bool)
+        self._masks: np.ndarray | None = None  # [E, n, U] legal actions, where the environment gives them
+        self.action_mask: torch.Tensor | None = None
         self._has_state = self._probe_state(first)
         self._ready = False  # no copy may step before reset()
         if self._has_state:
@@ -201,12 +216,35 @@ class PettingZooEnv:
         return True
 
     # ------------------------------------------------------------------ protocol
-    def _obs_array(self, env, obs: dict) -> np.ndarray:
+    def _obs_array(self, env, obs: dict, alive=None) -> np.ndarray:
         out = np.zeros((self.spec.n_agents, self.spec.obs_dim), dtype=np.float32)
         for i, agent in enumerate(self.agents):
-            if agent in obs:
-                out[i] = np.asarray(obs[agent], dtype=np.float32).reshape(-1)
+            if agent in obs and (alive is None or alive[i]):
+                value = obs[agent]["observation"] if self._dict_obs else obs[agent]
+                out[i] = np.asarray(value, dtype=np.float32).reshape(-1)
         return out
+
+    def _mask_array(self, obs: dict, infos: dict) -> np.ndarray | None:
+        """``[n, U]`` legal actions from Dict observations or infos; None where the environment gives none."""
+        if not self.spec.discrete:
+            return None
+        found, out = False, np.ones((self.spec.n_agents, self.spec.n_actions), dtype=bool)
+        for i, agent in enumerate(self.agents):
+            mask = None
+            if self._dict_obs and isinstance(obs.get(agent), dict):
+                mask = obs[agent].get("action_mask")
+            if mask is None and isinstance(infos.get(agent), dict):
+                mask = infos[agent].get("action_mask")
+            if mask is not None:
+                found, out[i] = True, np.asarray(mask, dtype=bool).reshape(-1)
+        return out if found else None
+
+    def _set_mask(self, index: int, mask: np.ndarray | None) -> None:
+        if mask is None and self._masks is None:
+            return
+        if self._masks is None:
+            self._masks = np.ones((self.num_envs, self.spec.n_agents, self.spec.n_actions), dtype=bool)
+        self._masks[index] = True if mask is None else mask
 
     def _state_array(self, env, obs: np.ndarray) -> np.ndarray:
         if self._has_state:
@@ -215,14 +253,16 @@ class PettingZooEnv:
 
     def _reset_copy(self, index: int, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
         env = self._envs[index]
-        obs, _ = env.reset(seed=seed)
-        obs = self._obs_array(env, obs)
-        return obs, self._state_array(env, obs)
+        obs, infos = env.reset(seed=seed)
+        self._set_mask(index, self._mask_array(obs, infos))
+        array = self._obs_array(env, obs)
+        return array, self._state_array(env, array)
 
-    def _observe(self, obs: list[np.ndarray], states: list[np.ndarray]) -> Observation:
+    def _observe(self, obs: list[np.ndarray], states: list[np.ndarray], steps: torch.Tensor | None = None) -> Observation:
         obs_t = torch.from_numpy(np.stack(obs)).to(self.device)
         state_t = torch.from_numpy(np.stack(states))
-        state_t = torch.cat([state_t, time_feature(self._steps, self.spec.horizon)], dim=-1).to(self.device)
+        steps = self._steps if steps is None else steps
+        state_t = torch.cat([state_t, time_feature(steps, self.spec.horizon)], dim=-1).to(self.device)
         return Observation(obs_t, state_t)
 
     def reset(self, seed: int | None = None) -> Observation:
@@ -236,8 +276,18 @@ class PettingZooEnv:
             obs.append(o)
             states.append(s)
         self._steps.zero_()
+        self._alive = np.ones((self.num_envs, self.spec.n_agents), dtype=bool)
         self._ready = True
+        self._publish_mask()
         return self._observe(obs, states)
+
+    @property
+    def acting(self) -> torch.Tensor:
+        """``[E, n]`` bool: the agents that act at the current observation."""
+        return torch.from_numpy(self._alive.copy()).to(self.device)
+
+    def _publish_mask(self) -> None:
+        self.action_mask = None if self._masks is None else torch.from_numpy(self._masks.copy()).to(self.device)
 
     def _env_actions(self, actions: torch.Tensor) -> np.ndarray:
         if self.spec.discrete:
@@ -254,40 +304,59 @@ class PettingZooEnv:
         acts = self._env_actions(actions)
         n = self.spec.n_agents
         rewards = np.zeros((self.num_envs, n), dtype=np.float32)
-        done = np.zeros(self.num_envs, dtype=bool)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
         self._steps += 1
+        reached = self._steps.clone()
         horizon_hit = (self._steps >= self.spec.horizon).tolist()
-        obs_out, states_out = [], []
+        obs_out, states_out, final_obs, final_states = [], [], [], []
         for e, env in enumerate(self._envs):
-            live = set(env.agents)
+            acting = [self._alive[e, i] and agent in env.agents for i, agent in enumerate(self.agents)]
             step_actions = {
                 agent: (int(acts[e, i]) if self.spec.discrete else acts[e, i])
                 for i, agent in enumerate(self.agents)
-                if agent in live
+                if acting[i]
             }
-            obs, rew, term, trunc, _ = env.step(step_actions)
+            obs, rew, term, trunc, infos = env.step(step_actions)
+            remaining = set(env.agents)
+            still_in, cut = [False] * n, [False] * n
             for i, agent in enumerate(self.agents):
-                rewards[e, i] = float(rew.get(agent, 0.0))
-            finished = (
-                horizon_hit[e]
-                or any(bool(v) for v in term.values())
-                or any(bool(v) for v in trunc.values())
-                or not env.agents
-            )
-            if finished:
-                done[e] = True
+                if acting[i]:
+                    rewards[e, i] = float(rew.get(agent, 0.0))
+                    ended_by_term, ended_by_trunc = bool(term.get(agent, False)), bool(trunc.get(agent, False))
+                    still_in[i] = agent in remaining and not (ended_by_term or ended_by_trunc)
+                    cut[i] = ended_by_trunc and not ended_by_term
+            o = self._obs_array(env, obs, alive=acting)
+            final_obs.append(o)
+            final_states.append(self._state_array(env, o))
+            if horizon_hit[e] or not any(still_in):
+                truncated[e] = not horizon_hit[e] and any(cut)
+                terminated[e] = not truncated[e]
+                self._alive[e] = [a or c for a, c in zip(still_in, cut)]
                 o, s = self._reset_copy(e, None)
             else:
-                o = self._obs_array(env, obs)
+                self._alive[e] = still_in
+                self._set_mask(e, self._mask_array(obs, infos))
+                o = self._obs_array(env, obs, alive=still_in)
                 s = self._state_array(env, o)
             obs_out.append(o)
             states_out.append(s)
-        done_t = torch.from_numpy(done)
-        self._steps[done_t] = 0
+        done = terminated | truncated
+        alive = torch.from_numpy(self._alive.copy())
+        self._alive[done] = True  # a reset copy starts with every agent in
+        self._steps[torch.from_numpy(done)] = 0
+        self._publish_mask()
+        final = self._observe(final_obs, final_states, steps=reached)
         return Transition(
             *self._observe(obs_out, states_out),
             torch.from_numpy(rewards).to(self.device),
-            done_t.to(self.device),
+            torch.from_numpy(done).to(self.device),
+            terminated=torch.from_numpy(terminated).to(self.device),
+            truncated=torch.from_numpy(truncated).to(self.device),
+            alive=alive.to(self.device),
+            final_obs=final.obs,
+            final_state=final.state,
+            action_mask=self.action_mask,
         )
 
     def close(self) -> None:

@@ -36,9 +36,12 @@ higher than ``p*`` for any ``sigma > 0``. With the defaults (alpha = beta = 1, s
 **As a batched environment** (:mod:`marlpg.envs.protocol`). Each agent's action is one number in
 [-1, 1], mapped linearly onto prices in ``[price_low, price_high]`` (default [0, 1.5], where the
 action 0 means the price 0.75). An episode lasts ``horizon`` periods: ``horizon=1`` (the default)
-is the one-shot pricing game, whose only equilibrium is ``p*``; a longer horizon is the repeated game,
-where prices conditioned on the rivals' past prices can sustain more than ``p*`` (the setting of the
-algorithmic-collusion question). Every seller observes last period's prices of all sellers, in
+is the one-shot pricing game, whose only equilibrium is ``p*``; a longer horizon is the finitely
+repeated game. Its horizon is known and its stage game has a unique equilibrium, so backward
+induction gives ``p*`` in every period as the only subgame-perfect equilibrium: prices above ``p*``
+sustained by conditioning on the rivals' past prices (the folk theorem, the setting of the
+algorithmic-collusion question) need an infinite or uncertain horizon, which a long horizon with
+discount ``gamma`` only approximates for actors that, as here, do not observe the period. Every seller observes last period's prices of all sellers, in
 action units (zeros, i.e. the mid price, at the start of an episode), so the observations are the same for
 every seller and the state is that vector plus the time fraction. Rewards are profits per period,
 multiplied by ``reward_scale`` (default 1: the Nash profit is 4/9 per period).
