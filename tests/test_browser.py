@@ -18,7 +18,6 @@ import html
 import http.server
 import json
 import re
-import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +25,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import yaml
-from playwright.sync_api import sync_playwright
 
 from book_build import REPO, instructor_build
+import chromium  # tests/chromium.py
 from test_book import toc_files
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VARIANCE_PAGE = "notebooks/02_centralized_critic_variance.html"
 
 
@@ -60,12 +58,8 @@ def server(site):
 
 @pytest.fixture(scope="module")
 def browser():
-    assert Path(CHROMIUM).is_file(), "Debian's chromium is missing: run scripts/setup_env.sh (apt-get install chromium)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=["--no-sandbox", "--disable-gpu"])
-        yield chromium
-        chromium.close()
+    with chromium.launch() as launched:
+        yield launched
 
 
 def book_pages(site: Path) -> list[str]:

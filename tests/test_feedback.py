@@ -8,11 +8,8 @@ is not a file:// one recorded and aborted (Debian's chromium through Playwright,
 """
 from __future__ import annotations
 
-import copy
 import re
-import shutil
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -22,12 +19,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from autograder.feedback import feedback_html, render_markdown, sanitize, untrusted_markdown, Budget  # noqa: E402
-from autograder.rebuild import load_assignment, nbgrader_meta, role  # noqa: E402
+from autograder.rebuild import load_assignment, mark, nbgrader_meta, role  # noqa: E402
 from autograder.results import ManualCell, Mark, Result  # noqa: E402
 from autograder.results import TestResult as Check  # noqa: E402  (not a pytest class)
 from autograder.summary import summary_html  # noqa: E402
+import chromium  # noqa: E402  (tests/chromium.py)
+from chromium import open_local_page  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 NAME = "José Núñez Иванов"
 HIDDEN_BITS = ["BEGIN HIDDEN", "default_rng(7)", "square-random", "mean-seq", "mean-label", "arange(10)"]
 PAYLOAD = ('<script>window.pwned = 1</script><img src=x onerror="window.pwned=1">'
@@ -52,15 +50,8 @@ def stream(text, name="stdout"):
 
 
 def labelled(cell, origin, index=None):
-    cell = copy.deepcopy(cell)
-    meta = {"origin": origin}
-    gid = nbgrader_meta(cell).get("grade_id")
-    if gid and origin != "added":
-        meta["grade_id"] = gid
-    if index is not None:
-        meta["student_index"] = index
-    cell.metadata["autograder"] = meta
-    return cell
+    """A cell labelled as the grader labels the notebook it runs (autograder.rebuild.mark)."""
+    return mark(cell, origin, index)
 
 
 @pytest.fixture(scope="module")
@@ -154,11 +145,9 @@ def pages(assignment, tmp_path_factory):
     folder = tmp_path_factory.mktemp("feedback")
     results = {"hostile": hostile_result(assignment), "unanswered": unanswered_result(assignment),
                "missing": missing_result()}
-    out, seconds = {}, {}
+    out = {}
     for key, result in results.items():
-        start = time.perf_counter()
         text = feedback_html(result, assignment)
-        seconds[key] = time.perf_counter() - start
         path = folder / f"{key}.html"
         path.write_text(text, encoding="utf-8")
         out[key] = (path, text)
@@ -172,13 +161,13 @@ def pages(assignment, tmp_path_factory):
     path = folder / "summary.html"
     path.write_text(summary, encoding="utf-8")
     out["summary"] = (path, summary)
-    return out, seconds, results
+    return out, results
 
 
 # ---------------------------------------------------------------- the page as text
 
 def test_feedback_text(pages):
-    out, seconds, _ = pages
+    out, _ = pages
     path, text = out["hostile"]
     for bit in HIDDEN_BITS + ["@@grade {&quot;id&quot;: &quot;", "SECRET RUBRIC"]:
         assert bit not in text, bit
@@ -204,7 +193,6 @@ def test_feedback_text(pages):
     assert "example.org/track.png" not in text and "x.css" not in text
     assert text.count("<script") == 2  # the MathJax configuration and bundle only
     assert len(text.encode()) < 3_000_000, len(text)
-    assert seconds["hostile"] < 10, seconds
 
 
 def test_unanswered_and_pending(pages):
@@ -256,24 +244,13 @@ def test_sanitize_allow_list():
         assert sanitize(given) == expected, (given, sanitize(given))
 
 
-@pytest.mark.parametrize("unit", ["<div>", "<b>", "<a ", "<a b='", "<!--", "<script>", "<", "&#", "<table><tr><td>"])
-def test_sanitize_is_linear(unit):
-    small, big = unit * (40_000 // len(unit)), unit * (400_000 // len(unit))
-    start = time.perf_counter()
-    sanitize(small)
-    t_small = time.perf_counter() - start
-    start = time.perf_counter()
-    sanitize(big)
-    t_big = time.perf_counter() - start
-    assert t_big < 2 and t_big < 25 * t_small + 0.3, (unit, t_small, t_big)
-
-
 @pytest.mark.parametrize("unit", ["*a ", "_a ", "[", "![a](", "$a ", "`a ", "<a ", "&#", "> ", "- "])
 def test_untrusted_markdown_bounded(unit):
-    start = time.perf_counter()
-    untrusted_markdown(unit * (2_000_000 // len(unit)), Budget())  # over the budget: plain text
-    untrusted_markdown(unit * (200_000 // len(unit)), Budget())  # within the budget: rendered
-    assert time.perf_counter() - start < 5, unit
+    """Over the page's budget the rest is plain text; within it, rendered (the time each takes, and how it grows
+    with the input, is measured by benchmarks/bench_feedback.py, not asserted here)."""
+    over = untrusted_markdown(unit * (2_000_000 // len(unit)), Budget())
+    within = untrusted_markdown(unit * (200_000 // len(unit)), Budget())
+    assert len(over) < 3_000_000 and len(within) < 1_500_000
 
 
 def test_render_time_2mb_markdown_1mb_output(assignment):
@@ -281,21 +258,17 @@ def test_render_time_2mb_markdown_1mb_output(assignment):
     result.notebook.cells.append(labelled(nbformat.v4.new_markdown_cell("Lorem *ipsum* $a$ [x](y)\n\n" * 80_000), "added", 9))
     square = next(c for c in result.notebook.cells if nbgrader_meta(c).get("grade_id") == "square")
     square.outputs = [stream("z" * 1_000_000)]
-    start = time.perf_counter()
     text = feedback_html(result, assignment)
-    assert time.perf_counter() - start < 5
     assert "[output cut:" in text and "[cell cut:" in text
 
 
 def test_many_cells_and_outputs_bounded(assignment):
-    """10^5 added cells, 10^5 outputs: the page stays bounded and quick."""
+    """10^5 added cells, 10^5 outputs: the page stays bounded."""
     result = unanswered_result(assignment)
     square = next(c for c in result.notebook.cells if nbgrader_meta(c).get("grade_id") == "square")
     square.outputs = [stream("line <&>\n" * 3)] * 100_000
     result.notebook.cells += [labelled(nbformat.v4.new_code_cell("x = '<<<<<<<<'"), "added", 9)] * 100_000
-    start = time.perf_counter()
     text = feedback_html(result, assignment)
-    assert time.perf_counter() - start < 10
     assert len(text.encode()) < 4_000_000
     assert "more of your cells not shown" in text and "further output not shown" in text
 
@@ -323,31 +296,12 @@ def test_summary_text(pages):
 
 @pytest.fixture(scope="module")
 def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    assert Path(CHROMIUM).is_file(), "Debian's chromium is missing: run scripts/setup_env.sh (apt-get install chromium)"
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=["--no-sandbox", "--disable-gpu"])
-        yield chromium
-        chromium.close()
+    with chromium.launch() as launched:
+        yield launched
 
 
 def open_page(browser, path: Path, math: bool):
-    context = browser.new_context()
-    outside, errors = [], []
-
-    def route(r):
-        if r.request.url.startswith("file://"):
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
-
-    context.route("**/*", route)
-    page = context.new_page()
-    page.on("request", lambda req: None if req.url.startswith(("file://", "data:")) else outside.append(req.url))
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(path.as_uri())
+    context, page, outside, errors = open_local_page(browser, path)
     if math:
         page.wait_for_selector("html[data-mathjax=done]", state="attached", timeout=30_000)
     return context, page, outside, errors

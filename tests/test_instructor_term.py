@@ -54,6 +54,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+
+import chromium  # tests/chromium.py
+from chromium import open_local_page
+
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "ex30_7_3"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
@@ -62,7 +66,6 @@ SOLUTION_NB = REPO / "solutions" / ASSIGNMENT / NOTEBOOK
 VENV_BIN = Path(sys.prefix) / "bin"
 GRADER = VENV_BIN / "marlpg-autograder"
 STUDENT_PYTHON = Path("/usr/bin/python3.11")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 USER_PREFIX = "mlpgterm_"
 STUDENTS = ("perfect", "partial", "blank", "tamperer", "late")
 ON_TIME = ("perfect", "partial", "blank", "tamperer")
@@ -368,22 +371,7 @@ PAGE_PROBE = """() => ({
 
 def open_page(browser, path: Path) -> dict:
     """A feedback page opened from file://: what a reader sees, and every request that left the machine."""
-    context = browser.new_context()
-    outside, errors = [], []
-
-    def route(r):
-        if r.request.url.startswith(("file:", "data:", "blob:", "about:")):
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
-
-    context.route("**/*", route)
-    page = context.new_page()
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:", "about:"))
-            or r.url in outside else outside.append(r.url))  # anything the route did not see
-    page.goto(path.as_uri(), wait_until="load")
+    context, page, outside, errors = open_local_page(browser, path)
     if page.evaluate("() => !!window.MathJax"):
         try:
             page.wait_for_function("() => document.querySelector('mjx-container')", timeout=15000)
@@ -700,13 +688,8 @@ def readable_as(student: Student, paths: list[Path]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-    assert Path(CHROMIUM).is_file(), "Debian's chromium is missing: run scripts/setup_env.sh (apt-get install chromium)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=["--no-sandbox", "--disable-gpu"])
-        yield chromium
-        chromium.close()
+    with chromium.launch() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
