@@ -642,6 +642,13 @@ class CappedKernelClient(AsyncKernelClient):
             except zmq.ZMQError:
                 pass
 
+    def stop_channels(self) -> None:
+        """Close the monitors first: they live on a shadow of the channels' ZeroMQ context, which the context's
+        own destroy() does not close, so its term() would wait for them forever (seen: a worker hung in
+        nbclient's cleanup after its kernel died)."""
+        self.close_monitors()
+        super().stop_channels()
+
 
 class SandboxedKernelManager(AsyncKernelManager):
     """A KernelManager whose kernel command runs inside bubblewrap (or plainly when ``sandboxed`` is False),

@@ -91,3 +91,45 @@ def test_hostile_neighbours_change_no_honest_grade_even_through_a_crash(baseline
     with open(out / "grades.csv", newline="", encoding="utf-8") as fh:
         statuses = {r["student"]: r["status"] for r in csv.DictReader(fh) if r["student"].startswith("zz")}
     assert set(statuses) == set(HOSTILE) and "timeout" in statuses["zz-loop"] and "memory" in statuses["zz-memory"]
+
+
+def session_processes(session: int) -> dict[int, int]:
+    """pid -> parent pid of every process in a session (from /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == session:  # fields after the name: state, ppid, pgrp, session
+                found[int(entry.name)] = int(fields[1])
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_a_killed_worker_costs_no_grade(baseline):
+    """One of the grader's worker processes is killed from outside while grading: the submissions it held are
+    graded again in a fresh worker, and the run ends normally with every grade as in the plain class."""
+    tmp, expected = baseline
+    out = tmp / "worker-out"
+    process = subprocess.Popen(command(tmp / "plain", out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    deadline = time.monotonic() + 3600
+    while len(list((out / "results").glob("*/*.json"))) < 2 and process.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    tree = session_processes(process.pid)
+    servers = [pid for pid, parent in tree.items() if parent == process.pid and "forkserver" in cmdline(pid)]
+    workers = [pid for pid, parent in tree.items() if parent in servers]  # forked by multiprocessing's server
+    assert workers, tree
+    os.kill(workers[0], signal.SIGKILL)
+    output, _ = process.communicate(timeout=3600)
+    assert process.returncode == 0, output
+    assert honest_grades(out) == expected
