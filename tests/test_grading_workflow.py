@@ -4,8 +4,6 @@ Moodle, regrades of one student and resuming an interrupted run (these two with 
 from __future__ import annotations
 
 import csv
-import io
-import json
 import os
 import signal
 import subprocess
@@ -23,7 +21,7 @@ FIXTURE = REPO / "tests" / "fixtures" / "grader" / "source"
 
 from autograder import deadlines as dl  # noqa: E402
 from autograder.cli import main  # noqa: E402
-from autograder.outputs import GradingDir, write_outputs  # noqa: E402
+from autograder.outputs import GradingDir  # noqa: E402
 from autograder.results import ManualCell, Result, ResultStore, TestResult, safe_key  # noqa: E402
 from autograder.sandbox import check_bwrap  # noqa: E402
 
