@@ -187,23 +187,14 @@ def sanitize(text: str) -> str:
 def _fragments_join(state) -> None:
     """markdown-it-py's fragments_join, linear: its own joins adjacent text by repeated concatenation
     (quadratic: 11 s for 100 kB of '*a ')."""
-    level, tokens, parts = 0, [], []
+    level = 0
     for tok in state.tokens:
         if tok.nesting < 0:
             level -= 1
         tok.level = level
         if tok.nesting > 0:
             level += 1
-        if tok.type == "text" and tokens and tokens[-1].type == "text":
-            parts.append(tok.content)
-            continue
-        if parts:
-            tokens[-1].content += "".join(parts)
-            parts = []
-        tokens.append(tok)
-    if parts:
-        tokens[-1].content += "".join(parts)
-    state.tokens[:] = tokens
+    state.tokens[:] = joined_text(state.tokens)
 
 
 def _text_join(state) -> None:
@@ -211,20 +202,27 @@ def _text_join(state) -> None:
     for inline in state.tokens:
         if inline.type != "inline":
             continue
-        tokens, parts = [], []
         for child in inline.children or []:
             if child.type == "text_special":
                 child.type = "text"
-            if child.type == "text" and tokens and tokens[-1].type == "text":
-                parts.append(child.content)
-                continue
-            if parts:
-                tokens[-1].content += "".join(parts)
-                parts = []
-            tokens.append(child)
+        inline.children = joined_text(inline.children or [])
+
+
+def joined_text(tokens: list) -> list:
+    """The tokens with each run of consecutive text tokens joined into the first, in one join per run (a
+    repeated ``+=`` is what made markdown-it's own rules quadratic)."""
+    joined, parts = [], []
+    for tok in tokens:
+        if tok.type == "text" and joined and joined[-1].type == "text":
+            parts.append(tok.content)
+            continue
         if parts:
-            tokens[-1].content += "".join(parts)
-        inline.children = tokens
+            joined[-1].content += "".join(parts)
+            parts = []
+        joined.append(tok)
+    if parts:
+        joined[-1].content += "".join(parts)
+    return joined
 
 
 def _math(content: str, opts: dict) -> str:
