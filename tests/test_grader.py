@@ -301,11 +301,24 @@ def graded_on_ray(class_dir):
     return read_grades(out)
 
 
+# Where a sandbox's memory and socket-folder limits are enforced by cgroups locally, a Ray worker (in Ray's own
+# cgroup) falls back to the grader's watchdog, which stops these two attacks later: same protection, another
+# status. Every other student, honest or hostile, must grade identically.
+ENFORCEMENT_DEPENDENT = {"manymemory", "socketfill"}
+
+
+def same_grades(rows) -> dict:
+    return {s: (r["autograded_score"], r["status"], r["details"]) for s, r in rows.items()
+            if s not in ENFORCEMENT_DEPENDENT}
+
+
 @needs_bwrap
 def test_grades_on_ray_equal_the_local_run(graded, graded_on_ray):
-    # One submission per Ray task, each still in its sandbox: the hostile class grades exactly as locally.
-    pick = lambda rows: {s: (r["autograded_score"], r["status"], r["details"]) for s, r in rows.items()}  # noqa: E731
-    assert pick(graded_on_ray) == pick(graded)
+    # One submission per Ray task, each still in its sandbox: the hostile class grades as locally.
+    assert same_grades(graded_on_ray) == same_grades(graded)
+    for student in ENFORCEMENT_DEPENDENT:  # stopped either way, and never more points than the honest answer
+        assert graded_on_ray[student]["status"] != "ok"
+        assert float(graded_on_ray[student]["autograded_score"]) <= FULL
 
 
 @pytest.fixture(scope="module")
@@ -320,8 +333,7 @@ def graded_on_cluster(class_dir, ray_cluster):
 
 @needs_bwrap
 def test_grades_on_a_ray_cluster_equal_the_local_run(graded, graded_on_cluster):
-    pick = lambda rows: {s: (r["autograded_score"], r["status"], r["details"]) for s, r in rows.items()}  # noqa: E731
-    assert pick(graded_on_cluster) == pick(graded)
+    assert same_grades(graded_on_cluster) == same_grades(graded)
 
 
 def test_jobs_below_one_is_refused(assignment, tmp_path):
