@@ -122,7 +122,7 @@ def test_course_timestamp_txt(tmp_path):
     for student in ("bob", "carol", "dave"):
         sub = only(found, student)
         assert sub.timestamp is None and sub.problem == ""
-        assert any("submission time is unknown" in n for n in sub.notes), sub.notes
+        assert any("submission time is unknown" in n for n in sub.instructor_notes), sub.instructor_notes
 
 
 def test_course_rows_only_for_assignments_present(tmp_path):
@@ -188,15 +188,16 @@ def test_inbound_returns_every_attempt_with_its_time(tmp_path):
     alice = [s for s in found.submissions if s.student == "zzpq_alice" and s.assignment == "ex30_7_1"]
     assert [s.content for s in alice] == [b"first", b"second", b"third"]
     assert [s.timestamp.day for s in alice] == [20, 21, 22] and all(s.timestamp.tzinfo for s in alice)
-    assert "the folder name's time is used" in " ".join(alice[1].notes)
-    assert "timestamp.txt is used" in " ".join(alice[2].notes)
+    # times and ownership are notes for the instructor's report, not the student's page
+    assert "the folder name's time is used" in " ".join(alice[1].instructor_notes)
+    assert "timestamp.txt is used" in " ".join(alice[2].instructor_notes)
     assert all(s.layout == "inbound" and s.assignment == "ex30_7_1" for s in alice)
     assert ("zzpq_bob", "ex30_7_1", "missing") in rows(found)
     assert ("zzpq_alice", "ex30_7_2", "missing") in rows(found)
     assert ("zzpq_bob", "ex30_7_2", "") in rows(found)  # single notebook under another name: misnamed
     assert not any(s.student == "zzpq_carol" and s.problem == "" for s in found.submissions)
     # no system user of these names here: the owner could not be checked, and the notes say so
-    assert any("owner not checked" in n for n in alice[0].notes)
+    assert any("owner not checked" in n for n in alice[0].instructor_notes)
 
 
 def system_user(name: str) -> int:
@@ -233,7 +234,7 @@ def test_inbound_folder_owned_by_another_user_is_refused(tmp_path):
     assert forged.name in found.refused[0]
     mallory_attempts = [s for s in found.submissions if s.student == "mlpgtest_mallory"]
     assert [s.content for s in mallory_attempts] == [b"copy", b"mallory"]
-    assert "owned by root" in mallory_attempts[0].notes[0]  # an administrator's copy: kept, with a note
+    assert "owned by root" in mallory_attempts[0].instructor_notes[0]  # an administrator's copy: kept, noted
 
 
 def test_refused_attempt_alone_gives_the_student_no_row(tmp_path):
