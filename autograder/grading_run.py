@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from .course import load_course_assignments
 from .deadlines import Deadlines, PenaltyRule, parse_due_arguments, pick_attempts, read_extensions
 from .grading import Settings, default_jobs, grade_all, ray_map
 from .outputs import GradingDir, write_outputs
@@ -133,8 +134,3 @@ def save_result(grading: GradingDir, store: ResultStore, result) -> None:
     """Store one result as soon as it is ready (the gradebook is written from the store afterwards)."""
     store.save(result)
     result.notebook = result.graded_notebook = None  # stored: nothing of it need stay in memory
-
-
-def load_course_assignments(course, names):
-    from .course import load_course_assignments as load
-    return load(course, names)
