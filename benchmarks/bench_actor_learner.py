@@ -1,4 +1,4 @@
-"""The actor-learner system (marlpg.actor_learner) against marlpg.mappo in one process.
+"""The actor-learner system (marlpg.scale.actor_learner) against marlpg.algos.mappo in one process.
 
 For each simulator, trains MAPPO for the same frames three ways: one process (the baseline),
 Ray rollout workers with a synchronous learner, and with an asynchronous one; prints frames/s
@@ -15,8 +15,8 @@ import argparse
 import numpy as np
 import ray
 
-from marlpg import actor_learner
-from marlpg.mappo import MAPPOConfig, train
+from marlpg.scale import actor_learner
+from marlpg.algos.mappo import MAPPOConfig, train
 
 SIMULATORS = {  # environment: (copies in all, frames)
     "vmas:simple_spread": (256, 256 * 25 * 24),

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from marlpg.coma import COMAConfig, advantage_snapshot, episodes_to_optimum, fit_critic, train  # noqa: E402
+from marlpg.algos.coma import COMAConfig, advantage_snapshot, episodes_to_optimum, fit_critic, train  # noqa: E402
 from marlpg.envs import make_env  # noqa: E402
-from marlpg.mappo import MAPPOConfig, gap_closed  # noqa: E402
-from marlpg.mappo import train as train_mappo  # noqa: E402
+from marlpg.algos.mappo import MAPPOConfig, gap_closed  # noqa: E402
+from marlpg.algos.mappo import train as train_mappo  # noqa: E402
 
 BASELINES = {"COMA": "counterfactual", "state value": "state_value", "independent": "independent"}
 

@@ -29,10 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from marlpg.envs.pricing import PricingEnv  # noqa: E402
-from marlpg.maddpg import MADDPGConfig, nash_distance  # noqa: E402
-from marlpg.maddpg import train as train_maddpg  # noqa: E402
-from marlpg.mappo import MAPPOConfig  # noqa: E402
-from marlpg.mappo import train as train_mappo  # noqa: E402
+from marlpg.algos.maddpg import MADDPGConfig, nash_distance  # noqa: E402
+from marlpg.algos.maddpg import train as train_maddpg  # noqa: E402
+from marlpg.algos.mappo import MAPPOConfig  # noqa: E402
+from marlpg.algos.mappo import train as train_mappo  # noqa: E402
 
 
 def collusion_index(prices: list[float], game: PricingEnv) -> float:

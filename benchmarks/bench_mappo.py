@@ -13,7 +13,7 @@ What is the same on both sides
   task      VMAS simple_spread, 3 agents, discrete actions (9 per agent), 25-step episodes
   batch     256 vectorized environments x 25 steps = 6,400 frames per iteration
             (a frame is one step of one environment copy, all agents together: TorchRL's count)
-  update    marlpg's defaults, read from marlpg.mappo.MAPPOConfig and given to BenchMARL: epochs,
+  update    marlpg's defaults, read from marlpg.algos.mappo.MAPPOConfig and given to BenchMARL: epochs,
             minibatches per epoch, learning rate, gamma, GAE lambda, PPO clip, entropy bonus, gradient
             norm clip; Adam with eps 1e-5; separate actor and critic optimizers, each norm-clipped
   actor     MLP 64-64 tanh, one network shared by the agents (parameter sharing)
@@ -75,7 +75,7 @@ N_AGENTS = 3
 NUM_ENVS = 256
 HORIZON = 25
 FRAMES_PER_BATCH = NUM_ENVS * HORIZON  # 6,400
-ADAM_EPS = 1e-5  # what marlpg.mappo.train gives Adam
+ADAM_EPS = 1e-5  # what marlpg.algos.mappo.train gives Adam
 ACTOR_HIDDEN = (64, 64)
 CRITIC_HIDDEN = (128, 128)
 EVAL_EPISODES = 200
@@ -115,7 +115,7 @@ def row_at(curve: list[dict], frames: int) -> dict:
 
 # ------------------------------------------------------------------------------------------ marlpg
 def marlpg_config(frames: int, seed: int, eval_every: int = 0):
-    from marlpg.mappo import MAPPOConfig
+    from marlpg.algos.mappo import MAPPOConfig
 
     cfg = MAPPOConfig(env="vmas:simple_spread", n_agents=N_AGENTS, num_envs=NUM_ENVS, horizon=HORIZON,
                       total_frames=frames, seed=seed, actor_hidden=ACTOR_HIDDEN, critic_hidden=CRITIC_HIDDEN, device="cpu")
@@ -132,7 +132,7 @@ def ppo_settings(cfg) -> dict:
 
 
 def run_marlpg(frames: int, seed: int, eval_every: int = 0) -> dict:
-    from marlpg.mappo import train
+    from marlpg.algos.mappo import train
 
     cfg = marlpg_config(frames, seed, eval_every)
     # A row's "seconds" is stamped before that row's evaluation (when eval_every asks for one), so

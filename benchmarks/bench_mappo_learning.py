@@ -2,7 +2,7 @@
 
 For each seed, MAPPO (critic on the global state) and IPPO (critic on the agent's own observation)
 train with the library's defaults (3 agents, discrete actions, 25-step episodes, 256 copies,
-``marlpg.mappo.DEFAULT_FRAMES`` frames). The deterministic policy is evaluated every few
+``marlpg.algos.mappo.DEFAULT_FRAMES`` frames). The deterministic policy is evaluated every few
 iterations on 200 fixed episodes, and each evaluation is placed on the gap between the random
 and the scripted reference policies (``marlpg.envs.reference``): 0 = random, 1 = scripted.
 
@@ -21,7 +21,7 @@ import statistics
 
 import torch
 
-from marlpg.mappo import DEFAULT_FRAMES, MAPPOConfig, gap_closed, reference_for, train
+from marlpg.algos.mappo import DEFAULT_FRAMES, MAPPOConfig, gap_closed, reference_for, train
 
 TARGET = 0.85
 

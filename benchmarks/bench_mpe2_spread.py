@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from marlpg.mappo import MAPPOConfig, gap_closed, train
+from marlpg.algos.mappo import MAPPOConfig, gap_closed, train
 
 N_AGENTS, HORIZON = 3, 25
 REPORTED_ON_POLICY = (-120.0, -110.0)  # range users report for MAPPO on Spread, on-policy's unit

@@ -14,7 +14,7 @@ one-hot agent ID (MLP 64-64), a centralized critic on the global state (MLP 128-
 clipped surrogate with GAE(lambda) and standardized advantages, gamma 0.99, lambda 0.95, clip 0.2,
 6,400 frames per update, 4 epochs of 8 minibatches, learning rate 2e-3, entropy bonus 0.003,
 gradient clip 10 (RLlibMAPPOConfig's defaults copy MAPPOConfig's).
-What is not (see marlpg.rllib_mappo): RLlib steps one environment copy per env runner instead of
+What is not (see marlpg.scale.rllib_mappo): RLlib steps one environment copy per env runner instead of
 marlpg's batch of copies, and has no value normalization (it learns the raw returns).
 """
 from __future__ import annotations
@@ -28,10 +28,10 @@ from pathlib import Path
 import ray
 import torch
 
-from marlpg.distributed import parse_seeds
-from marlpg.mappo import MAPPOConfig, train
-from marlpg.rllib_mappo import RLlibMAPPOConfig
-from marlpg.rllib_mappo import train as train_rllib
+from marlpg.scale.jobs import parse_seeds
+from marlpg.algos.mappo import MAPPOConfig, train
+from marlpg.scale.rllib_mappo import RLlibMAPPOConfig
+from marlpg.scale.rllib_mappo import train as train_rllib
 
 FIELDS = ("learner", "seed", "iteration", "frames", "seconds", "return")
 

@@ -21,7 +21,7 @@ import platform
 
 import torch
 
-from marlpg.mappo import MAPPOConfig, train
+from marlpg.algos.mappo import MAPPOConfig, train
 
 FULL_ENVS = (16, 64, 256, 1024, 4096)
 QUICK_ENVS = (8, 32)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from marlpg.coma import (
+from marlpg.algos.coma import (
     COMA,
     COMAConfig,
     advantage_snapshot,

@@ -1,4 +1,4 @@
-"""Ray path (marlpg.distributed): the same seeds give the same numbers as the serial loop.
+"""Ray path (marlpg.scale.jobs): the same seeds give the same numbers as the serial loop.
 
 One local Ray instance (2 CPUs) serves the whole module: starting one costs several seconds.
 """
@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from marlpg import actor_learner, coma, distributed, maddpg
-from marlpg.distributed import RayNotInstalled, parse_seeds, require_ray, run_jobs
-from marlpg.mappo import MAPPOConfig, train_seeds
+import marlpg.coma
+import marlpg.maddpg
+from marlpg.algos import coma, maddpg, mappo
+from marlpg.algos.mappo import MAPPOConfig
+from marlpg.algos.mappo import train as mappo_train
 from marlpg.mappo import main as mappo_main
-from marlpg.mappo import train as mappo_train
+from marlpg.scale import actor_learner, jobs
+from marlpg.scale.jobs import RayNotInstalled, parse_seeds, require_ray, run_jobs, train_seeds
 from marlpg.rendezvous.cli import main as rendezvous_main
 from marlpg.rendezvous.sweep import sweep
 
@@ -81,8 +84,8 @@ def test_rendezvous_cli_with_ray_prints_the_serial_table(capsys):
 
 def test_mappo_seeds_on_ray_equal_the_serial_runs():
     cfg = MAPPOConfig(**TINY_MAPPO)
-    serial = train_seeds(cfg, [0, 1])
-    remote = train_seeds(cfg, [0, 1], ray=True)
+    serial = train_seeds(mappo, cfg, [0, 1])
+    remote = train_seeds(mappo, cfg, [0, 1], ray=True)
     for a, b in zip(serial, remote):
         assert len(a.curve) == 2 and math.isfinite(a.eval_return)
         assert without_clock(a.curve) == without_clock(b.curve)
@@ -93,16 +96,16 @@ def test_mappo_seeds_on_ray_equal_the_serial_runs():
 
 
 @pytest.mark.parametrize(
-    "train_seeds_of, cfg",
+    "algorithm, cfg",
     [
-        (maddpg.train_seeds, maddpg.MADDPGConfig.for_env("pricing", total_frames=2_000, warmup_frames=500)),
-        (coma.train_seeds, coma.COMAConfig(env="credit", total_frames=600)),
+        (maddpg, maddpg.MADDPGConfig.for_env("pricing", total_frames=2_000, warmup_frames=500)),
+        (coma, coma.COMAConfig(env="credit", total_frames=600)),
     ],
     ids=["maddpg", "coma"],
 )
-def test_maddpg_and_coma_seeds_on_ray_equal_the_serial_runs(train_seeds_of, cfg):
-    serial = train_seeds_of(cfg, [0, 1])
-    remote = train_seeds_of(cfg, [0, 1], ray=True)
+def test_maddpg_and_coma_seeds_on_ray_equal_the_serial_runs(algorithm, cfg):
+    serial = train_seeds(algorithm, cfg, [0, 1])
+    remote = train_seeds(algorithm, cfg, [0, 1], ray=True)
     for seed, a, b in zip([0, 1], serial, remote):
         assert a.config.seed == b.config.seed == seed
         assert len(a.curve) > 1 and without_clock(a.curve) == without_clock(b.curve)
@@ -112,7 +115,7 @@ def test_maddpg_and_coma_seeds_on_ray_equal_the_serial_runs(train_seeds_of, cfg)
     assert without_clock(serial[0].curve) != without_clock(serial[1].curve)  # the seeds differ
 
 
-@pytest.mark.parametrize("main", [maddpg.main, coma.main], ids=["maddpg", "coma"])
+@pytest.mark.parametrize("main", [marlpg.maddpg.main, marlpg.coma.main], ids=["maddpg", "coma"])
 @pytest.mark.parametrize(
     "argv, message",
     [(["--ray"], "give --seeds"), (["--seeds", "0,1", "--ray-address", "auto"], "needs --ray"), (["--seeds", "2-1"], "low to high")],
@@ -179,10 +182,10 @@ def test_a_missing_ray_names_the_extra(monkeypatch, capsys):
     with pytest.raises(RayNotInstalled, match=r"pip install -e \.\[ray\]"):
         require_ray()
     assert rendezvous_main(["--sweep", "--ray", "--agents", "2", "--seeds", "2", "--steps", "5"]) == 2
-    assert distributed.INSTALL_HINT in capsys.readouterr().err
+    assert jobs.INSTALL_HINT in capsys.readouterr().err
 
 
-# --- the actor-learner system (marlpg.actor_learner) ------------------------------------------------
+# --- the actor-learner system (marlpg.scale.actor_learner) ------------------------------------------------
 
 TINY_SYSTEM = dict(num_envs=16, rollout_steps=25, total_frames=3 * 16 * 25, eval_episodes=8, update_threads=1)
 

@@ -9,9 +9,11 @@ import math
 import pytest
 import torch
 
-from marlpg import coma, maddpg
+from marlpg.algos import coma, maddpg
 from marlpg.envs import make_env
-from marlpg.mappo import MAPPOConfig, train, train_seeds
+from marlpg.algos import mappo
+from marlpg.algos.mappo import MAPPOConfig, train
+from marlpg.scale.jobs import train_seeds
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device: torch.cuda.is_available() is False on this machine"
@@ -37,7 +39,7 @@ def test_mappo_trains_on_cuda_and_repeats_with_the_same_seed():
 
 
 def test_mappo_seeds_on_cuda_run_one_after_another():
-    runs = train_seeds(MAPPOConfig(**TINY), [0, 1])
+    runs = train_seeds(mappo, MAPPOConfig(**TINY), [0, 1])
     assert [run.config.seed for run in runs] == [0, 1]
     assert all(next(run.model.parameters()).device.type == "cuda" for run in runs)
 

@@ -11,7 +11,7 @@ import torch
 
 from marlpg.core.replay import ReplayBuffer
 from marlpg.envs import EnvSpec
-from marlpg.maddpg import (
+from marlpg.algos.maddpg import (
     MADDPG,
     MADDPGConfig,
     nash_distance,

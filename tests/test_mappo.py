@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from marlpg.core.runlog import read_curve
-from marlpg.mappo import (
+from marlpg.algos.mappo import (
     MAPPO,
     DeployedActor,
     MAPPOConfig,

@@ -1,6 +1,6 @@
 """Every notebook in notebooks/ runs top to bottom on a fresh kernel, and is stored without outputs.
 
-Training lengths come from ``marlpg.budget`` and are tiny here (``MARLPG_BUDGET=smoke``).
+Training lengths come from ``marlpg.book.budget`` and are tiny here (``MARLPG_BUDGET=smoke``).
 The notebooks are found by glob, so chapters added later are covered without editing this file.
 Each one is executed with nbclient in a new kernel (the venv's "python3" kernel) with the
 working tree's ``src`` on PYTHONPATH; any cell that raises fails the test.

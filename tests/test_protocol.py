@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from marlpg import mappo
+from marlpg.algos import mappo
 from marlpg.envs import make_env
 from marlpg.envs.pettingzoo_env import PettingZooEnv
 from marlpg.envs.protocol import Transition, agent_dones, agent_truncations, masked_logits

@@ -37,7 +37,7 @@ def stdout_lines(result: subprocess.CompletedProcess) -> list[str]:
 SPREAD = """
 import sys, time
 import ray
-from marlpg.distributed import run_jobs
+from marlpg.scale.jobs import run_jobs
 
 def node_of(_):
     time.sleep(0.5)  # hold the node's one CPU so that the next task goes to the other node

@@ -1,4 +1,4 @@
-"""marlpg.rllib_mappo: RLlib's multi-agent PPO with a shared actor and a centralized critic."""
+"""marlpg.scale.rllib_mappo: RLlib's multi-agent PPO with a shared actor and a centralized critic."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,7 @@ import ray  # noqa: E402
 from ray.rllib.core.columns import Columns  # noqa: E402
 
 from marlpg.envs import make_env  # noqa: E402
-from marlpg.rllib_mappo import SHARED, RLlibMAPPOConfig, SpreadMultiAgentEnv, build_config, main, train  # noqa: E402
+from marlpg.scale.rllib_mappo import SHARED, RLlibMAPPOConfig, SpreadMultiAgentEnv, build_config, main, train  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)

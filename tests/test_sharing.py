@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from marlpg import sharing
+from marlpg.book import sharing
 from marlpg.envs import EnvSpec, make_env
 from marlpg.envs.scenarios import (
     CARRIER,
@@ -19,7 +19,7 @@ from marlpg.envs.scenarios import (
     two_speed_roles,
 )
 from marlpg.envs.vmas_env import VmasEnv
-from marlpg.mappo import MAPPOConfig, TrainResult
+from marlpg.algos.mappo import MAPPOConfig, TrainResult
 
 PUSH_RIGHT = 6  # VMAS discrete action: x component 2 (= +1), y component 0 (= none)
 

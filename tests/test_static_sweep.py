@@ -1,4 +1,4 @@
-"""The precomputed sweep that the HTML book draws without a kernel (marlpg.static_sweep)."""
+"""The precomputed sweep that the HTML book draws without a kernel (marlpg.book.static_sweep)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from marlpg.rendezvous import CRITICS, simulate
-from marlpg.static_sweep import precompute_sweep, sweep_html, sweep_payload
+from marlpg.book.static_sweep import precompute_sweep, sweep_html, sweep_payload
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 
 from marlpg.envs import make_env
 from marlpg.envs.reference import random_policy, scripted_policy
-from marlpg.training_plots import (
+from marlpg.book.training_plots import (
     Episode,
     curve_band,
     first_reaching,

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from marlpg import coma, maddpg, mappo
+from marlpg.algos import coma, maddpg, mappo
 from marlpg.core.gae import gae
 from marlpg.core.returns import td_lambda_targets
 from marlpg.envs.protocol import EnvSpec, Transition

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import pytest
 
 from marlpg.rendezvous import DivergenceError
-from marlpg.widgets import divergence_message, explorer_figure, rendezvous_explorer
+from marlpg.book.widgets import divergence_message, explorer_figure, rendezvous_explorer
 
 SMALL = dict(seeds=3, steps=40, batch=8)
 
@@ -33,7 +33,7 @@ def test_divergence_message_is_escaped_html():
 
 def test_every_control_redraws(monkeypatch):
     calls = []
-    import marlpg.widgets as widgets
+    import marlpg.book.widgets as widgets
 
     real = widgets.explorer_figure
     monkeypatch.setattr(widgets, "explorer_figure", lambda *a, **k: calls.append((a, k)) or real(*a, **k))

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from marlpg.distributed import RayNotInstalled
+from marlpg.scale.jobs import RayNotInstalled
 
 from . import report
 from .critics import CRITICS

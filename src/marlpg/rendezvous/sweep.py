@@ -37,14 +37,14 @@ def sweep(
     whole grid costs one draw of the longest stream. Keyword arguments go to ``simulate``.
 
     With ``ray=True`` each number of agents is one Ray task (local instance, or the cluster at
-    ``ray_address``; see ``marlpg.distributed``). A task draws its own streams; since the n-agent
+    ``ray_address``; see ``marlpg.scale.jobs``). A task draws its own streams; since the n-agent
     streams are a prefix of the longest one, the grid is the same number for number.
     """
     agents = tuple(agents)
     for n in agents:
         check_agents(n)
     if ray or ray_address is not None:
-        from marlpg.distributed import run_jobs
+        from marlpg.scale.jobs import run_jobs
 
         device = simulate_kwargs.get("device")
         gpus = 1 / len(agents) if device is not None and str(device).startswith("cuda") else 0

@@ -20,7 +20,7 @@ from functools import lru_cache
 import matplotlib.pyplot as plt
 
 from .figures import CRITIC_COLORS, plot_variance_traces
-from .rendezvous import CRITICS, DivergenceError, NoiseBank, require_stable, simulate, stable_step
+from marlpg.rendezvous import CRITICS, DivergenceError, NoiseBank, require_stable, simulate, stable_step
 
 MAX_AGENTS = 32
 MAX_COUPLING = 8.0

@@ -107,7 +107,7 @@ def run_jobs(
 
 
 def train_seeds(
-    train: Callable[[Any], Any],
+    algorithm,
     cfg,
     seeds: Sequence[int],
     *,
@@ -115,19 +115,28 @@ def train_seeds(
     address: str | None = None,
     threads_per_seed: int = 1,
 ) -> list:
-    """``[train(cfg with seed=s) for s in seeds]``, in a loop or as one Ray task per seed.
+    """``[algorithm.train_quietly(cfg with seed=s) for s in seeds]``, in a loop or as one Ray task per seed.
 
-    ``cfg`` is an algorithm's config dataclass (it has ``seed``, ``device`` and
-    ``update_threads``); ``train`` is a module-level function of the config alone that trains
-    quietly. Every run gets ``threads_per_seed`` CPU threads on both paths, so the Ray results
-    equal the serial ones exactly. Runs on CUDA split the GPUs Ray sees between them.
+    ``algorithm`` is a module of :mod:`marlpg.algos` (``mappo``, ``coma``, ``maddpg``) and ``cfg``
+    its config dataclass (it has ``seed``, ``device`` and ``update_threads``). Every run gets
+    ``threads_per_seed`` CPU threads on both paths, so the Ray results equal the serial ones
+    exactly. Runs on CUDA split the GPUs Ray sees between them. Where the algorithm knows the
+    random and scripted returns of the task (``algorithm.reference_for``), every result carries them.
     """
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     configs = [dataclasses.replace(cfg, seed=seed, update_threads=threads_per_seed) for seed in seeds]
     gpus = round(1 / len(seeds), 4) if resolve_device(cfg.device).type == "cuda" else 0
-    return run_jobs(train, configs, ray=ray, address=address, threads_per_job=threads_per_seed, gpus_per_job=gpus)
+    results = run_jobs(
+        algorithm.train_quietly, configs, ray=ray, address=address, threads_per_job=threads_per_seed, gpus_per_job=gpus
+    )
+    if hasattr(algorithm, "reference_for"):
+        with cpu_threads(1):
+            reference = algorithm.reference_for(cfg)
+        for result in results:
+            result.reference = reference
+    return results
 
 
 # --- the command line of the algorithms: --seeds, --ray, --ray-address ----------------------------------
@@ -154,13 +163,13 @@ def seeds_from_args(args: argparse.Namespace) -> list[int] | None:
     return parse_seeds(args.seeds)
 
 
-def train_seeds_from_args(train_seeds_of: Callable, cfg, args: argparse.Namespace) -> list:
-    """The runs a ``--seeds`` command asks for: ``train_seeds_of(cfg, seeds, ray=..., ray_address=...)``.
+def train_seeds_from_args(algorithm, cfg, args: argparse.Namespace) -> list:
+    """The runs a ``--seeds`` command asks for: ``train_seeds(algorithm, cfg, seeds, ray=..., address=...)``.
 
     Says on standard error where the seeds ran; a missing Ray exits with the install hint.
     """
     try:
-        results = train_seeds_of(cfg, args.seed_list, ray=args.ray, ray_address=args.ray_address)
+        results = train_seeds(algorithm, cfg, args.seed_list, ray=args.ray, address=args.ray_address)
     except RayNotInstalled as error:
         raise SystemExit(f"error: {error}") from None
     print(where_seeds_ran(len(args.seed_list), args.ray, args.ray_address), file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Learning curves
     ``curve_band``            mean and spread across seeds of one quantity of the curve rows
-                              that :func:`marlpg.mappo.train` returns, against frames or seconds
+                              that :func:`marlpg.algos.mappo.train` returns, against frames or seconds
     ``first_reaching``        where a curve first reaches a level (e.g. the 85% target)
     ``plot_learning_curves``  one line per method with its spread band, plus reference lines
 

@@ -1,6 +1,6 @@
 """MAPPO through RLlib's multi-agent API: the "library shortcut", with a maintained library.
 
-The same algorithm as :mod:`marlpg.mappo`, assembled from RLlib's parts (new API stack) instead
+The same algorithm as :mod:`marlpg.algos.mappo`, assembled from RLlib's parts (new API stack) instead
 of written out: PPO's clipped surrogate and GAE(lambda) come from RLlib's PPO learner; what makes
 it MAPPO is the policy module and the observation the environment hands each agent.
 
@@ -21,7 +21,7 @@ sum over agents (divided by the number of agents here, to give marlpg's unit: me
 return per agent).
 
 Needs the optional extra: ``pip install -e .[ray]``.
-Run ``python -m marlpg.rllib_mappo --help`` for the command line.
+Run ``python -m marlpg.scale.rllib_mappo --help`` for the command line.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from marlpg.core.networks import mlp
-from marlpg.distributed import RayNotInstalled, require_ray
+from marlpg.scale.jobs import RayNotInstalled, require_ray
 from marlpg.envs import make_env
 
 require_ray()  # a clear error naming the extra before RLlib's own imports fail
@@ -132,7 +132,7 @@ class RLlibMAPPOConfig:
     n_agents: int = 3
     horizon: int = 25
     total_frames: int = 300_000  # a frame is one step of one environment copy (all agents), as in marlpg
-    # PPO's settings default to marlpg.mappo's (MAPPOConfig): 256 x 25 frames per update, 4 epochs of
+    # PPO's settings default to marlpg.algos.mappo's (MAPPOConfig): 256 x 25 frames per update, 4 epochs of
     # 8 minibatches (of 800 frames = 2,400 agent steps), the same learning rate, entropy bonus and clip.
     frames_per_iteration: int = 6_400  # env steps per PPO update
     env_runners: int = 0  # 0: sample in the driver process; k: k remote env runners (one CPU each)
@@ -246,7 +246,7 @@ def train(cfg: RLlibMAPPOConfig, progress: bool = False) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m marlpg.rllib_mappo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m marlpg.scale.rllib_mappo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--total-frames", type=int, default=RLlibMAPPOConfig.total_frames)
     parser.add_argument("--frames-per-iteration", type=int, default=RLlibMAPPOConfig.frames_per_iteration)
     parser.add_argument("--env-runners", type=int, default=0, help="remote env runners (0: sample in this process)")

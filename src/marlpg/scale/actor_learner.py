@@ -8,12 +8,12 @@ actors, and record for every step and copy what the learner's centralized critic
 
 The learner forms GAE(lambda) advantages from V(x) (the worker's values when its critic copy is current,
 recomputed with the learner's critic when it is stale) and runs PPO's clipped update
-(``marlpg.mappo.update``) on the rollouts, then sends new weights to the workers.
+(``marlpg.algos.mappo.update``) on the rollouts, then sends new weights to the workers.
 Two ways to schedule that:
 
 * ``mode="sync"`` (on-policy): every iteration the learner broadcasts theta_k, all K workers collect
-  with it, and the learner updates on their rollouts side by side. This is ``marlpg.mappo`` with the
-  batch of copies split over K processes (with one worker it is ``marlpg.mappo.train`` exactly); the
+  with it, and the learner updates on their rollouts side by side. This is ``marlpg.algos.mappo`` with the
+  batch of copies split over K processes (with one worker it is ``marlpg.algos.mappo.train`` exactly); the
   learner waits for the slowest worker, and the workers wait for the update.
 * ``mode="async"``: the learner updates on whichever worker's rollout arrives first and sends the
   new weights back to that worker alone; the others keep collecting with the weights they have.
@@ -40,8 +40,8 @@ import torch
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.core.runlog import OUT_HELP, default_run_dir, write_curve
-from marlpg.distributed import RayNotInstalled, ray_session
-from marlpg.mappo import (
+from marlpg.scale.jobs import RayNotInstalled, ray_session
+from marlpg.algos.mappo import (
     MAPPO, EpisodeTracker, MAPPOConfig, Rollout, TrainResult, collect, evaluate, make_envs, make_optimizers, update,
     with_values,
 )
@@ -61,7 +61,7 @@ class RolloutWorker:
     def __init__(self, cfg: MAPPOConfig, index: int):
         torch.set_num_threads(1)
         seed = cfg.seed + index * WORKER_SEED_STRIDE
-        # Built in the order marlpg.mappo.train builds, so one worker replays train's random draws.
+        # Built in the order marlpg.algos.mappo.train builds, so one worker replays train's random draws.
         seed_everything(seed)
         self.env, _ = make_envs(replace(cfg, seed=seed), torch.device("cpu"))
         self.model = MAPPO(self.env.spec, cfg)
@@ -198,7 +198,7 @@ def _to(rollout: Rollout, device: torch.device) -> Rollout:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m marlpg.actor_learner", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m marlpg.scale.actor_learner", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default=MAPPOConfig.env)
     parser.add_argument("--total-frames", type=int, default=1_000_000)
     parser.add_argument("--num-envs", type=int, default=MAPPOConfig.num_envs, help="copies in all, split over the workers")

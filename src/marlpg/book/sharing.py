@@ -1,7 +1,7 @@
 """Parameter sharing: what it saves, what it costs, and how it scales (the helpers of notebook 06).
 
-MAPPO's actors come in groups that share one network (:func:`marlpg.mappo.actor_groups`). The
-schemes compared here are flags of :class:`marlpg.mappo.MAPPOConfig`:
+MAPPO's actors come in groups that share one network (:func:`marlpg.algos.mappo.actor_groups`). The
+schemes compared here are flags of :class:`marlpg.algos.mappo.MAPPOConfig`:
 
 =================  ==========================================  =====================================
 scheme             flags                                       networks
@@ -32,7 +32,7 @@ import torch
 from marlpg.core.networks import CategoricalActor, parameter_count
 from marlpg.core.threads import cpu_threads
 from marlpg.envs import EnvSpec, make_env
-from marlpg.mappo import MAPPO, EpisodeTracker, MAPPOConfig, TrainResult, collect, make_optimizers, train, update
+from marlpg.algos.mappo import MAPPO, EpisodeTracker, MAPPOConfig, TrainResult, collect, make_optimizers, train, update
 
 
 # ---------------------------------------------------------------------------- schemes and sizes
@@ -172,7 +172,7 @@ def step_timings(team_sizes: Iterable[int], **kwargs) -> list[dict]:
 def time_training_iteration(n_agents: int, *, lidar: bool = False, num_envs: int = 16, seed: int = 0) -> dict:
     """Time one MAPPO iteration on ``navigation`` with ``n_agents``: a rollout of the default
     ``rollout_steps`` in ``num_envs`` copies, then the default PPO epochs. One shared actor without
-    agent IDs; everything else MAPPOConfig's defaults. Threads as in :func:`marlpg.mappo.train`."""
+    agent IDs; everything else MAPPOConfig's defaults. Threads as in :func:`marlpg.algos.mappo.train`."""
     cfg = MAPPOConfig(env="vmas:navigation", n_agents=n_agents, num_envs=num_envs, agent_id=False, seed=seed)
     scenario = navigation_kwargs(n_agents, lidar)
     env = make_env(cfg.env, num_envs, n_agents=n_agents, horizon=cfg.horizon, seed=seed, **scenario)

@@ -1,6 +1,6 @@
 """The rendezvous experiment for a reader without a kernel: precomputed, drawn in the browser.
 
-The live explorer (``marlpg.widgets``) reruns the experiment on every slider move, which needs
+The live explorer (``marlpg.book.widgets``) reruns the experiment on every slider move, which needs
 Python. The HTML book has no Python behind it, so this module runs the experiment once per cell
 of a grid of team sizes and couplings when the book is built, and emits a self-contained HTML
 fragment: two range sliders, an SVG drawing and about a hundred lines of plain JavaScript that
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .figures import CRITIC_COLORS, CRITIC_LABELS
-from .rendezvous import CRITICS, NoiseBank, require_stable, simulate
+from marlpg.rendezvous import CRITICS, NoiseBank, require_stable, simulate
 
 SWEEP_AGENTS = tuple(range(1, 17))
 SWEEP_COUPLINGS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)

@@ -1,0 +1,587 @@
+"""MAPPO: PPO for every agent, trained against a centralized value function (Yu et al., 2022).
+
+Each agent a acts from its own observation, u_a ~ pi_theta(. | o_a) (with a one-hot agent ID when
+the actor is shared). During training a critic sees the global state x and estimates
+V_phi(x) for every agent. One iteration:
+
+1. Collect T steps in E parallel environments with the current policy.
+2. Advantages by GAE(lambda) on the critic's values (de-normalized to returns):
+       delta_t = r_t + gamma V(x_{t+1}) - V(x_t),   A_t = sum_k (gamma lambda)^k delta_{t+k}
+   (V(x_{t+1}) = 0 after a termination; after a truncation, the value of the state the episode
+   reached: see :mod:`marlpg.core.gae`). The advantages are normalized to mean 0 and std 1 over
+   every agent and step of the rollout together (a joint normalization).
+3. For a few epochs over minibatches, ascend PPO's clipped surrogate for each agent,
+       L(theta) = E_t,a[ min(rho A, clip(rho, 1 - eps, 1 + eps) A) ] + beta H(pi(. | o_a)),
+       rho = pi_theta(u_a | o_a) / pi_theta_old(u_a | o_a),
+   and descend the critic's squared error against the lambda-return targets, in normalized units.
+   The expectations run over the agents that act (an agent that has left its episode adds nothing),
+   and a discrete policy puts no mass on the actions an environment's action mask forbids.
+
+Every iteration's row of the learning curve also carries PPO's diagnostics: ``approx_kl`` (the
+estimator E[(rho - 1) - log rho] of KL(pi_old || pi), averaged over minibatches), ``clip_fraction``
+(share of samples with |rho - 1| > eps), ``explained_variance`` (1 - Var[G - V] / Var[G] of the
+critic's rollout values against its targets, in reward units, before the update),
+``actor_grad_norm`` and ``critic_grad_norm`` (before clipping) and ``entropy``.
+
+IPPO (``ippo=True``) is the same algorithm with the critic V(o_a) on the agent's own observation
+(plus the time fraction, which both critics get): the ablation that asks what the centralized
+critic buys.
+
+Run ``python -m marlpg.mappo --help`` for the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.distributions import Categorical, Normal
+
+from marlpg.core.agents import with_agent_ids
+from marlpg.core.evaluation import deterministic_return, gap_closed
+from marlpg.core.gae import gae
+from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_prob, mlp
+from marlpg.core.normalizer import RunningNormalizer
+from marlpg.core.runlog import progress_bar, write_curve
+from marlpg.core.seeding import resolve_device, seed_everything
+from marlpg.core.threads import cpu_threads, update_thread_count
+from marlpg.envs import EnvSpec, make_env
+from marlpg.envs.protocol import acting_agents, agent_dones, agent_truncations, current_action_mask, masked_logits
+
+DEFAULT_FRAMES = 6_000_000
+
+
+@dataclass
+class MAPPOConfig:
+    env: str = "vmas:simple_spread"
+    n_agents: int = 3
+    continuous: bool = False
+    num_envs: int = 256
+    horizon: int = 25
+    rollout_steps: int = 25  # steps per environment per iteration
+    total_frames: int = DEFAULT_FRAMES  # a frame is one step of one environment copy (all agents)
+    seed: int = 0
+    device: str = "cpu"
+    ippo: bool = False  # critic on the agent's own observation instead of the global state
+    share: bool = True  # one actor for all agents (with a one-hot agent ID) or one per agent
+    roles: tuple[int, ...] | None = None  # with share: one actor per role (role index per agent)
+    agent_id: bool = True  # append the one-hot ID to a shared actor's input
+    lr: float = 2e-3
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    epochs: int = 4
+    minibatches: int = 8
+    entropy_coef: float = 0.003
+    max_grad_norm: float = 10.0
+    value_norm: bool = True
+    actor_hidden: tuple[int, ...] = (64, 64)
+    critic_hidden: tuple[int, ...] = (128, 128)
+    eval_episodes: int = 200
+    eval_every: int = 0  # iterations between evaluations during training (0: only at the end)
+    update_threads: int | None = None  # CPU threads for updates (None: MARLPG_THREADS, else all; see core.threads)
+
+    def __post_init__(self):
+        self.actor_hidden = tuple(self.actor_hidden)
+        self.roles = None if self.roles is None else tuple(int(r) for r in self.roles)
+        self.critic_hidden = tuple(self.critic_hidden)
+        positive = ("n_agents", "num_envs", "horizon", "rollout_steps", "total_frames", "epochs", "minibatches", "eval_episodes")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if self.num_envs * self.rollout_steps < self.minibatches:
+            raise ValueError(
+                f"minibatches={self.minibatches} exceeds the {self.num_envs * self.rollout_steps} samples of one rollout "
+                f"(num_envs={self.num_envs} x rollout_steps={self.rollout_steps}); use at most that many"
+            )
+        for name in ("clip", "lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
+
+    @property
+    def frames_per_iteration(self) -> int:
+        return self.num_envs * self.rollout_steps
+
+    @property
+    def iterations(self) -> int:
+        return max(1, -(-self.total_frames // self.frames_per_iteration))
+
+
+class MAPPO(nn.Module):
+    """The actors (deployed) and the critic (used only in training).
+
+    Agents are split into groups that share one actor: all agents (``share=True``), one group per
+    role (``share=True`` with ``roles``), or every agent alone (``share=False``).
+    """
+
+    def __init__(self, spec: EnvSpec, cfg: MAPPOConfig):
+        super().__init__()
+        self.spec, self.cfg = spec, cfg
+        self.groups = actor_groups(spec.n_agents, cfg.share, cfg.roles)
+        self.group_of = {agent: g for g, members in enumerate(self.groups) for agent in members}
+        self.register_buffer("_order", torch.tensor([a for members in self.groups for a in members]).argsort(), persistent=False)
+        self.use_ids = cfg.agent_id and any(len(members) > 1 for members in self.groups)
+        actor_in = spec.obs_dim + (spec.n_agents if self.use_ids else 0)
+        make_actor = CategoricalActor if spec.discrete else GaussianActor
+        self.actors = nn.ModuleList(make_actor(actor_in, spec.n_actions, cfg.actor_hidden) for _ in self.groups)
+        if cfg.ippo:  # V(o_a): one output per agent row, with the agent's ID so one network can serve all
+            self.critic = mlp(spec.obs_dim + spec.n_agents + 1, cfg.critic_hidden, 1)
+        else:  # V(x): one network, one output per agent (identical targets when the reward is shared)
+            self.critic = mlp(spec.state_dim, cfg.critic_hidden, spec.n_agents)
+        self.value_normalizer = RunningNormalizer()
+
+    def actor_input(self, obs: torch.Tensor) -> torch.Tensor:
+        return with_agent_ids(obs) if self.use_ids else obs
+
+    def _per_group(self, inputs: torch.Tensor, head) -> torch.Tensor:
+        """Apply ``head(actor, x)`` to each group's agents and put the rows back in agent order."""
+        if len(self.groups) == 1:
+            return head(self.actors[0], inputs)
+        parts = [head(actor, inputs[..., members, :]) for actor, members in zip(self.actors, self.groups)]
+        return torch.cat(parts, dim=-2 if parts[0].dim() == inputs.dim() else -1).index_select(
+            inputs.dim() - 2, self._order
+        )
+
+    def policy(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None):
+        """The joint policy as one distribution over ``[..., n]`` agents (``obs``: ``[..., n, d]``).
+
+        ``action_mask`` (``[..., n, U]`` bool, discrete only) removes the illegal actions.
+        """
+        inputs = self.actor_input(obs)
+        out = self._per_group(inputs, lambda actor, x: actor.net(x))
+        if self.spec.discrete:
+            return Categorical(logits=masked_logits(out, action_mask))
+        log_std = self._per_group(inputs[..., :1], lambda actor, x: actor.log_std.expand(*x.shape[:-1], -1))
+        return Normal(out, log_std.exp())
+
+    def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        return self._per_group(self.actor_input(obs), lambda actor, x: actor.deterministic(x))
+
+    def value(self, state: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """The critic's output in normalized units, ``[..., n]``."""
+        if self.cfg.ippo:
+            return self.critic(local_critic_input(obs, state)).squeeze(-1)
+        return self.critic(state)
+
+
+def local_critic_input(obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """IPPO's critic input for every agent: its observation, its ID, and the time fraction.
+
+    The time fraction is the state's last feature (see :mod:`marlpg.envs.protocol`); both critics
+    get it, so MAPPO and IPPO differ only in whether the critic sees the other agents.
+    """
+    time_left = state[..., -1:].unsqueeze(-2).expand(*obs.shape[:-1], 1)
+    return torch.cat([with_agent_ids(obs), time_left], dim=-1)
+
+
+def actor_groups(n_agents: int, share: bool, roles: tuple[int, ...] | None) -> list[list[int]]:
+    """Which agents share an actor: everyone, everyone with the same role, or nobody."""
+    if not share:
+        return [[a] for a in range(n_agents)]
+    if roles is None:
+        return [list(range(n_agents))]
+    if len(roles) != n_agents:
+        raise ValueError(f"roles must give one role per agent ({n_agents}); got {roles!r}")
+    return [[a for a in range(n_agents) if roles[a] == r] for r in sorted(set(roles))]
+
+
+@dataclass
+class Rollout:
+    obs: torch.Tensor  # [T, E, n, d]
+    state: torch.Tensor  # [T, E, ds]
+    actions: torch.Tensor  # [T, E, n] or [T, E, n, da]
+    log_probs: torch.Tensor  # [T, E, n]
+    values: torch.Tensor  # [T, E, n], de-normalized
+    rewards: torch.Tensor  # [T, E, n]
+    dones: torch.Tensor  # [T, E] or [T, E, n]: where each agent's episode ended (either way)
+    last_value: torch.Tensor  # [E, n], de-normalized
+    truncated: torch.Tensor | None = None  # [T, E, n]: ended by truncation, so bootstrap from final_values
+    final_values: torch.Tensor | None = None  # [T, E, n], de-normalized V of the state each step reached
+    final_obs: torch.Tensor | None = None  # [T, E, n, d]: what each step reached (before a reset)
+    final_state: torch.Tensor | None = None  # [T, E, ds]
+    active: torch.Tensor | None = None  # [T, E, n] bool: agents that acted (None: all)
+    action_mask: torch.Tensor | None = None  # [T, E, n, U] bool legal actions (None: all)
+
+
+@dataclass
+class TrainResult:
+    config: MAPPOConfig
+    model: MAPPO
+    curve: list[dict] = field(default_factory=list)
+    eval_return: float = float("nan")
+    frames: int = 0
+    seconds: float = 0.0
+    reference: tuple[float, float] | None = None  # (random, scripted) mean episode return per agent
+
+
+class EpisodeTracker:
+    """Sums each agent's reward over the running episode of every environment copy."""
+
+    def __init__(self, num_envs: int, n_agents: int, device):
+        self.running = torch.zeros(num_envs, n_agents, device=device)
+        self.finished: list[torch.Tensor] = []
+
+    def add(self, reward: torch.Tensor, done: torch.Tensor) -> None:
+        self.running += reward
+        if bool(done.any()):
+            self.finished.append(self.running[done].mean(-1))
+            self.running[done] = 0.0
+
+    def pop_returns(self) -> torch.Tensor:
+        """The returns of the episodes finished since the last pop (empty if none), and forget them."""
+        returns = torch.cat(self.finished) if self.finished else torch.empty(0, device=self.running.device)
+        self.finished.clear()
+        return returns
+
+    def pop_mean(self) -> float:
+        returns = self.pop_returns()
+        return returns.mean().item() if len(returns) else float("nan")
+
+
+def collect(model: MAPPO, env, start, steps: int, tracker: EpisodeTracker):
+    """Run the stochastic policy for ``steps`` steps; return the rollout and the next observation."""
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        obs, state = start
+        names = ("obs", "state", "actions", "log_probs", "rewards", "dones", "truncated", "final_obs",
+                 "final_state", "active", "action_mask")
+        buffers = {k: [] for k in names}
+        for _ in range(steps):
+            mask = current_action_mask(env)
+            dist = model.policy(obs, mask)
+            actions = dist.sample()
+            for key, value in (("obs", obs), ("state", state), ("actions", actions), ("log_probs", log_prob(dist, actions)),
+                               ("active", acting_agents(env)), ("action_mask", mask)):
+                buffers[key].append(value)
+            step = env.step(actions)
+            obs, state = step.obs, step.state
+            for key, value in (("rewards", step.reward), ("dones", agent_dones(step)), ("truncated", agent_truncations(step)),
+                               ("final_obs", step.final_obs), ("final_state", step.final_state)):
+                buffers[key].append(value)
+            tracker.add(step.reward, step.done)
+        stacked = {k: (None if v[0] is None else torch.stack(v)) for k, v in buffers.items()}
+        rollout = Rollout(**stacked, values=None, last_value=None)
+        return with_values(model, rollout, (obs, state)), (obs, state)
+
+
+def with_values(model: MAPPO, rollout: Rollout, next_start) -> Rollout:
+    """The rollout with the current critic's de-normalized values: V(x_t), V(x_T), and V(x'_t) where truncated."""
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        denorm = model.value_normalizer.denormalize if model.cfg.value_norm else (lambda v: v)
+        next_obs, next_state = next_start
+        final_values = None
+        if rollout.truncated is not None and bool(rollout.truncated.any()):
+            final_values = denorm(model.value(rollout.final_state, rollout.final_obs))
+        return replace(
+            rollout,
+            values=denorm(model.value(rollout.state, rollout.obs)),
+            last_value=denorm(model.value(next_state, next_obs)),
+            final_values=final_values,
+        )
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``x`` over the entries where ``mask`` holds (all of them without a mask)."""
+    if mask is None:
+        return x.mean()
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def clipped_surrogate(new_log_probs, old_log_probs, advantages, clip: float) -> torch.Tensor:
+    """min(rho A, clip(rho, 1 - eps, 1 + eps) A) per sample, with rho = exp(new - old)."""
+    ratio = (new_log_probs - old_log_probs).exp()
+    return torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages)
+
+
+def ppo_losses(model: MAPPO, batch: dict, cfg: MAPPOConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clipped surrogate (to minimize, negated), entropy, and critic loss on one minibatch."""
+    policy_loss, ent, value_loss, _ = ppo_losses_and_ratio(model, batch, cfg)
+    return policy_loss, ent, value_loss
+
+
+def ppo_losses_and_ratio(model: MAPPO, batch: dict, cfg: MAPPOConfig):
+    """``ppo_losses`` and the log-ratio log pi_theta - log pi_old of every sample (for the diagnostics)."""
+    active = batch.get("active")
+    dist = model.policy(batch["obs"], batch.get("action_mask"))
+    new_log_probs = log_prob(dist, batch["actions"])
+    surrogate = clipped_surrogate(new_log_probs, batch["log_probs"], batch["advantages"], cfg.clip)
+    policy_loss = -masked_mean(surrogate, active)
+    ent = masked_mean(entropy(dist), active)
+    value_loss = 0.5 * masked_mean((model.value(batch["state"], batch["obs"]) - batch["targets"]).pow(2), active)
+    return policy_loss, ent, value_loss, (new_log_probs - batch["log_probs"]).detach()
+
+
+def make_optimizers(model: MAPPO, cfg: MAPPOConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for the actors and Adam for the critic, in the order ``update`` takes them."""
+    return (
+        torch.optim.Adam(model.actors.parameters(), lr=cfg.lr, eps=1e-5),
+        torch.optim.Adam(model.critic.parameters(), lr=cfg.lr, eps=1e-5),
+    )
+
+
+DIAGNOSTICS = ("policy_loss", "entropy", "value_loss", "approx_kl", "clip_fraction", "actor_grad_norm", "critic_grad_norm")
+
+
+def advantages_and_targets(model: MAPPO, rollout: Rollout, cfg: MAPPOConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GAE on the de-normalized values: the normalized advantages, the targets in the critic's units,
+    and the targets in reward units."""
+    advantages, targets = gae(
+        rollout.rewards, rollout.values, rollout.dones, rollout.last_value, cfg.gamma, cfg.gae_lambda,
+        rollout.truncated if rollout.final_values is not None else None, rollout.final_values,
+    )
+    active = rollout.active if rollout.active is not None else torch.ones_like(advantages, dtype=torch.bool)
+    returns = targets
+    if cfg.value_norm:
+        model.value_normalizer.update(targets[active])
+        targets = model.value_normalizer.normalize(targets)
+    used = advantages[active]
+    return (advantages - used.mean()) / (used.std() + 1e-8), targets, returns
+
+
+def explained_variance(values: torch.Tensor, targets: torch.Tensor) -> float:
+    """1 - Var[G - V] / Var[G]: 1 for a perfect critic, 0 for a constant one, negative for a worse one."""
+    variance = targets.var()
+    if not variance > 0:
+        return float("nan")
+    return (1 - (targets - values).var() / variance).item()
+
+
+def ppo_diagnostics(log_ratio: torch.Tensor, active: torch.Tensor | None, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate KL(pi_old || pi) as E[(rho - 1) - log rho] (nonnegative, unbiased; Schulman's k3
+    estimator) and the share of samples with |rho - 1| > clip, over the ``active`` samples."""
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        ratio = log_ratio.exp()
+        return masked_mean(ratio - 1 - log_ratio, active), masked_mean(((ratio - 1).abs() > clip).float(), active)
+
+
+def minibatch_indices(samples: int, minibatches: int, generator: torch.Generator, device) -> tuple[torch.Tensor, ...]:
+    """One random permutation split into ``minibatches`` parts whose sizes differ by at most one.
+
+    (``chunk`` would give fewer parts than asked when ``samples`` is not a multiple, e.g. 25 samples
+    in 8 chunks of 4 make 7.)
+    """
+    if not 1 <= minibatches <= samples:
+        raise ValueError(f"minibatches must lie in 1..{samples} (the samples of one rollout); got {minibatches!r}")
+    return torch.randperm(samples, generator=generator).to(device).tensor_split(minibatches)
+
+
+def update(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generator: torch.Generator) -> dict:
+    """PPO epochs over minibatches of environment steps (each step carries all n agents).
+
+    Returns the losses and PPO's diagnostics (see the module docstring), averaged over minibatches.
+    """
+    advantages, targets, returns = advantages_and_targets(model, rollout, cfg)
+    active = rollout.active if rollout.active is not None else torch.ones_like(advantages, dtype=torch.bool)
+    explained = explained_variance(rollout.values[active], returns[active])
+    flat = {
+        "obs": rollout.obs, "state": rollout.state, "actions": rollout.actions, "log_probs": rollout.log_probs,
+        "advantages": advantages, "targets": targets, "active": active, "action_mask": rollout.action_mask,
+    }
+    flat = {k: v.flatten(0, 1) for k, v in flat.items() if v is not None}
+    samples = flat["obs"].shape[0]
+    actor_opt, critic_opt = optimizers
+    stats = torch.zeros(len(DIAGNOSTICS))
+    for _ in range(cfg.epochs):
+        for index in minibatch_indices(samples, cfg.minibatches, generator, rollout.obs.device):
+            batch = {k: v[index] for k, v in flat.items()}
+            policy_loss, ent, value_loss, log_ratio = ppo_losses_and_ratio(model, batch, cfg)
+            actor_opt.zero_grad(set_to_none=True)
+            critic_opt.zero_grad(set_to_none=True)
+            (policy_loss - cfg.entropy_coef * ent + value_loss).backward()
+            actor_norm = nn.utils.clip_grad_norm_(model.actors.parameters(), cfg.max_grad_norm)
+            critic_norm = nn.utils.clip_grad_norm_(model.critic.parameters(), cfg.max_grad_norm)
+            actor_opt.step()
+            critic_opt.step()
+            kl, clipped = ppo_diagnostics(log_ratio, batch["active"], cfg.clip)
+            row = [policy_loss.detach(), ent.detach(), value_loss.detach(), kl, clipped, actor_norm, critic_norm]
+            stats += torch.stack([x.float() for x in row]).cpu()
+    stats /= cfg.epochs * cfg.minibatches
+    return {**dict(zip(DIAGNOSTICS, stats.tolist())), "explained_variance": explained}
+
+
+def evaluate(model: MAPPO, env, episodes_seed: int) -> float:
+    """Mean episode return per agent of the deterministic policy: one episode in every copy of ``env``."""
+    return deterministic_return(model.act_deterministic, env, episodes_seed)
+
+
+def make_envs(cfg: MAPPOConfig, device: torch.device):
+    common = dict(n_agents=cfg.n_agents, horizon=cfg.horizon, continuous=cfg.continuous, device=device)
+    train_env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, **common)
+    eval_env = make_env(cfg.env, cfg.eval_episodes, seed=10_000 + cfg.seed, **common)
+    return train_env, eval_env
+
+
+def reference_for(cfg: MAPPOConfig) -> tuple[float, float] | None:
+    """(random, scripted) returns for tasks that have a scripted reference, else None."""
+    try:
+        from marlpg.envs.reference import reference_returns
+    except ImportError:
+        return None
+    try:
+        return reference_returns(cfg.env, n_agents=cfg.n_agents, continuous=cfg.continuous)
+    except (ValueError, NotImplementedError):
+        return None
+
+
+def train(
+    cfg: MAPPOConfig,
+    progress: bool = True,
+    on_iteration: Callable[[dict], None] | None = None,
+    with_reference: bool = True,
+    time_limit: float | None = None,
+) -> TrainResult:
+    """Train MAPPO (or IPPO) for ``cfg.total_frames`` frames; return the model, curve and final evaluation.
+
+    ``time_limit`` (seconds of training, evaluation excluded) ends the run early, after the first
+    iteration that reaches it: a comparison at equal wall time that holds on a slow or busy machine.
+    """
+    if time_limit is not None and not time_limit >= 0:
+        raise ValueError(f"time_limit must be a non-negative number of seconds or None; got {time_limit!r}")
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    train_env, eval_env = make_envs(cfg, device)
+    model = MAPPO(train_env.spec, cfg).to(device)
+    optimizers = make_optimizers(model, cfg)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    with cpu_threads(1):
+        reference = reference_for(cfg) if with_reference else None
+    result = TrainResult(cfg, model, reference=reference)
+    tracker = EpisodeTracker(cfg.num_envs, train_env.spec.n_agents, device)
+    start = train_env.reset(seed=cfg.seed)
+    bar = progress_bar(cfg.iterations * cfg.frames_per_iteration, progress, "MAPPO" if not cfg.ippo else "IPPO")
+    update_threads = update_thread_count(cfg.update_threads)
+    began = time.perf_counter()
+    for iteration in range(1, cfg.iterations + 1):
+        with cpu_threads(1):
+            rollout, start = collect(model, train_env, start, cfg.rollout_steps, tracker)
+        with cpu_threads(update_threads):
+            stats = update(model, rollout, optimizers, cfg, generator)
+        result.frames += cfg.frames_per_iteration
+        episode_return = tracker.pop_mean()
+        row = {
+            "iteration": iteration,
+            "frames": result.frames,
+            "seconds": round(time.perf_counter() - began, 3),
+            "return": episode_return,
+            "gap": gap_closed(episode_return, reference),
+            **stats,
+        }
+        if cfg.eval_every and iteration % cfg.eval_every == 0:
+            with cpu_threads(1):
+                row["eval_return"] = evaluate(model, eval_env, 10_000 + cfg.seed)
+        result.curve.append(row)
+        if on_iteration is not None:
+            on_iteration(row)
+        bar.update(cfg.frames_per_iteration)
+        bar.set_postfix(ret=f"{episode_return:.1f}")
+        if time_limit is not None and time.perf_counter() - began >= time_limit:
+            break
+    bar.close()
+    result.seconds = time.perf_counter() - began
+    with cpu_threads(1):
+        result.eval_return = evaluate(model, eval_env, 10_000 + cfg.seed)
+    return result
+
+
+def train_quietly(cfg: MAPPOConfig) -> TrainResult:
+    """One seed's job for ``marlpg.scale.jobs.train_seeds``: ``train`` without a progress bar or references."""
+    return train(cfg, progress=False, with_reference=False)
+
+
+# --- deployment: what runs on an agent -------------------------------------------------------
+
+
+class DeployedActor:
+    """The trained policy as it runs on agent ``agent_index``: one local observation in, one action out.
+
+    Nothing else reaches the network: not the global state, not other agents' observations or
+    actions. Only the agent's own observation and (for a shared actor) its fixed one-hot ID.
+    """
+
+    def __init__(self, model: MAPPO, agent_index: int):
+        n = model.spec.n_agents
+        if not 0 <= agent_index < n:
+            raise ValueError(f"agent_index must lie in 0..{n - 1}; got {agent_index!r}")
+        self.network = model.actors[model.group_of[agent_index]]
+        self.agent_id = torch.eye(n)[agent_index] if model.use_ids else None
+        self.obs_dim = model.spec.obs_dim
+
+    @torch.no_grad()
+    def __call__(self, local_obs: torch.Tensor) -> torch.Tensor:
+        if local_obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"a local observation has {self.obs_dim} features; got shape {tuple(local_obs.shape)}")
+        inputs = local_obs
+        if self.agent_id is not None:
+            inputs = torch.cat([local_obs, self.agent_id.to(local_obs).expand(*local_obs.shape[:-1], -1)], dim=-1)
+        return self.network.deterministic(inputs)
+
+
+def save_actors(model: MAPPO, path: str | Path) -> Path:
+    """Save what deployment needs (the actors, the environment spec and the config), not the critic."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"spec": asdict(model.spec), "config": asdict(model.cfg), "actors": model.actors.state_dict()}, path)
+    return path
+
+
+def load_actors(path: str | Path, device: str = "cpu") -> MAPPO:
+    """A model with the saved actors (its critic untrained): call ``DeployedActor(model, i)`` per agent."""
+    saved = torch.load(path, map_location=device, weights_only=True)
+    known = {f.name for f in fields(MAPPOConfig)}
+    cfg = MAPPOConfig(**{k: v for k, v in saved["config"].items() if k in known})
+    model = MAPPO(EnvSpec(**saved["spec"]), cfg)
+    model.actors.load_state_dict(saved["actors"])
+    return model.to(device).eval()
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """MAPPO's flags; ``python -m marlpg.mappo`` adds the seed, output and Ray flags."""
+    parser.add_argument("--env", default=MAPPOConfig.env, help="backend:scenario, e.g. vmas:simple_spread or mpe2:simple_spread_v3")
+    parser.add_argument("--total-frames", type=int, default=DEFAULT_FRAMES, help="environment steps (all agents) to train for")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--ippo", action="store_true", help="critic on each agent's own observation (the IPPO ablation)")
+    parser.add_argument("--no-share", action="store_true", help="one actor per agent instead of one shared actor")
+    parser.add_argument("--continuous", action="store_true", help="continuous actions (Gaussian policy)")
+    parser.add_argument("--n-agents", type=int, default=MAPPOConfig.n_agents)
+    parser.add_argument("--num-envs", type=int, default=MAPPOConfig.num_envs)
+    parser.add_argument("--lr", type=float, default=MAPPOConfig.lr)
+
+
+def config_from_args(args: argparse.Namespace) -> MAPPOConfig:
+    return MAPPOConfig(
+        env=args.env, total_frames=args.total_frames, seed=args.seed, device=args.device, ippo=args.ippo,
+        share=not args.no_share, continuous=args.continuous, n_agents=args.n_agents, num_envs=args.num_envs, lr=args.lr,
+    )
+
+
+def report_run(result: TrainResult, out: Path) -> None:
+    """What one run prints (``key=value`` lines, ``eval_return`` last) and saves under ``out``."""
+    curve = write_curve(out / "curve.csv", result.curve)
+    actors = save_actors(result.model, out / "actors.pt")
+    print(f"curve={curve}")
+    print(f"actors={actors}")
+    print(f"frames={result.frames} seconds={result.seconds:.1f} fps={result.frames / result.seconds:.0f}")
+    if result.reference is not None:
+        print(f"random={result.reference[0]:.4f}")
+        print(f"scripted={result.reference[1]:.4f}")
+        print(f"gap_closed={gap_closed(result.eval_return, result.reference):.4f}")
+    print(f"eval_return={result.eval_return:.4f}")
+
+
+def report_seeds(seeds: list[int], results: list[TrainResult], out: Path) -> None:
+    """``--seeds``: a folder per seed under ``out``, one line per seed, the mean last."""
+    for seed, result in zip(seeds, results):
+        curve = write_curve(out / f"seed{seed}" / "curve.csv", result.curve)
+        save_actors(result.model, curve.parent / "actors.pt")
+        print(f"seed={seed} frames={result.frames} seconds={result.seconds:.1f} eval_return={result.eval_return:.4f}")
+    mean = sum(result.eval_return for result in results) / len(results)
+    if results[0].reference is not None:
+        print(f"gap_closed={gap_closed(mean, results[0].reference):.4f}")
+    print(f"eval_return={mean:.4f}")
