@@ -274,17 +274,29 @@ class GradebookMarks:
             return None
         return notebook
 
+    @staticmethod
+    def _marks_of(notebook) -> dict[str, Mark]:
+        comments = {c.name: c.manual_comment or "" for c in notebook.comments}
+        return {grade.name: Mark(grade.manual_score, comments.get(grade.name, ""), "formgrader")
+                for grade in notebook.grades if grade.manual_score is not None or comments.get(grade.name)}
+
     def get(self, student: str, assignment: str) -> dict[str, Mark]:
-        marks = {}
         with gradebook(self.course) as gb:
             notebook = self._grades(gb, student, assignment)
-            if notebook is None:
-                return {}
-            comments = {c.name: c.manual_comment or "" for c in notebook.comments}
-            for grade in notebook.grades:
-                if grade.manual_score is not None or comments.get(grade.name):
-                    marks[grade.name] = Mark(grade.manual_score, comments.get(grade.name, ""), "formgrader")
-        return marks
+            return {} if notebook is None else self._marks_of(notebook)
+
+    def all(self) -> dict[tuple[str, str], dict[str, Mark]]:
+        """Every submission's hand marks from one opening of the gradebook (each opening runs its migrations)."""
+        found = {}
+        with gradebook(self.course) as gb:
+            for assignment in gb.assignments:
+                for submission in assignment.submissions:
+                    for notebook in submission.notebooks:
+                        if notebook.name == assignment.name:
+                            marks = self._marks_of(notebook)
+                            if marks:
+                                found[submission.student.id, assignment.name] = marks
+        return found
 
     def set_many(self, marks: list[tuple[str, str, str, Mark]]) -> None:
         with gradebook(self.course) as gb:

@@ -37,6 +37,11 @@ class FileMarks:
         cells = self._data().get(student, {}).get(assignment, {})
         return {gid: Mark(**value) for gid, value in cells.items()}
 
+    def all(self) -> dict[tuple[str, str], dict[str, Mark]]:
+        """Every student's and assignment's cells, from one read of the file."""
+        return {(student, assignment): {gid: Mark(**value) for gid, value in cells.items()}
+                for student, per_assignment in self._data().items() for assignment, cells in per_assignment.items()}
+
     def set_many(self, marks: list[tuple[str, str, str, Mark]]) -> None:
         data = self._data()
         for student, assignment, gid, mark in marks:

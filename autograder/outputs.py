@@ -66,10 +66,15 @@ class GradingDir:
     def marks(self):
         return course_folder.GradebookMarks(self.course) if self.course is not None else FileMarks(self.out)
 
-    def complete(self, result: Result, roster: dict | None = None) -> Result:
-        """A stored result with its marks, overrides, lateness and roster name attached."""
-        result.marks = self.marks().get(result.student, result.assignment)
-        overrides = Overrides(self.out).get(result.student, result.assignment)
+    def complete(self, result: Result, roster: dict | None = None, marks: dict | None = None,
+                 overrides: dict | None = None) -> Result:
+        """A stored result with its marks, overrides, lateness and roster name attached.
+
+        ``marks`` and ``overrides`` map (student, assignment) to cells, read once for a whole class
+        (``results``); without them this one result's are read."""
+        key = (result.student, result.assignment)
+        result.marks = dict(marks.get(key, {})) if marks is not None else self.marks().get(*key)
+        overrides = dict(overrides.get(key, {})) if overrides is not None else Overrides(self.out).get(*key)
         tests = {t.grade_id for t in result.tests}
         for gid, mark in list(result.marks.items()):
             if gid in tests:  # a test cell's score changed in formgrader is an override
@@ -83,8 +88,10 @@ class GradingDir:
         return result
 
     def results(self, with_notebooks: bool = False) -> list[Result]:
+        """Every stored result, completed; the gradebook (or marks file) and overrides are read once."""
         roster = course_folder.roster(self.course) if self.course is not None else None
-        return [self.complete(r, roster) for r in self.store.all(with_notebooks)]
+        marks, overrides = self.marks().all(), Overrides(self.out).all()
+        return [self.complete(r, roster, marks, overrides) for r in self.store.all(with_notebooks)]
 
 
 def grades_rows(results: list[Result]) -> list[dict]:

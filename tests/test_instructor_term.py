@@ -952,6 +952,17 @@ def test_formgrader_hand_score_saved(term):
     assert term.data["formgrader page"]["saved"] == FORMGRADER_POINTS, term.data["formgrader page"]
 
 
+def test_the_gradebook_read_once_for_the_class_equals_one_read_per_submission(term):
+    from autograder.course import GradebookMarks
+
+    gradebook = GradebookMarks(term.course)
+    every = gradebook.all()
+    assert user(term, FORMGRADER_STUDENT) in {student for student, _ in every}, every
+    for kind in STUDENTS:
+        key = (user(term, kind), ASSIGNMENT)
+        assert gradebook.get(*key) == every.get(key, {}), kind
+
+
 def test_formgrader_mark_counts_like_the_marks_file(term):
     row = term.data["grades final"][user(term, FORMGRADER_STUDENT)]
     assert float(row["manual_score"]) == expected_manual(term, FORMGRADER_STUDENT), row
