@@ -28,7 +28,7 @@ from pathlib import Path
 import ray
 import torch
 
-from marlpg.scale.jobs import parse_seeds
+from marlpg.commands import parse_seeds
 from marlpg.algos.mappo import MAPPOConfig, train
 from marlpg.scale.rllib_mappo import RLlibMAPPOConfig
 from marlpg.scale.rllib_mappo import train as train_rllib

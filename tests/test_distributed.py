@@ -19,7 +19,8 @@ from marlpg.algos.mappo import MAPPOConfig
 from marlpg.algos.mappo import train as mappo_train
 from marlpg.mappo import main as mappo_main
 from marlpg.scale import actor_learner, jobs
-from marlpg.scale.jobs import RayNotInstalled, parse_seeds, require_ray, run_jobs, train_seeds
+from marlpg.commands import parse_seeds
+from marlpg.scale.jobs import RayNotInstalled, require_ray, run_jobs, train_seeds
 from marlpg.rendezvous.cli import main as rendezvous_main
 from marlpg.rendezvous.sweep import sweep
 

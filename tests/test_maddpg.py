@@ -246,7 +246,7 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     out = run_cli("--env", "gym:cartpole", "--quiet", "--out", str(tmp_path))
     assert out.returncode != 0 and "gym:cartpole" in out.stderr and "pricing" in out.stderr
     out = run_cli("--env", "pricing", "--total-frames", "0", "--quiet", "--out", str(tmp_path))
-    assert out.returncode != 0 and "total_frames" in out.stderr
+    assert out.returncode != 0 and "--total-frames" in out.stderr
     out = run_cli("--env", "pricing", "--discrete", "--quiet", "--out", str(tmp_path))
     assert out.returncode != 0 and "continuous" in out.stderr
 

@@ -171,7 +171,7 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     assert out.returncode != 0
     assert "gym:cartpole" in out.stderr and "backend:scenario" in out.stderr
     out = run_cli("--total-frames", "0", "--quiet", "--out", str(tmp_path))
-    assert out.returncode != 0 and "total_frames" in out.stderr
+    assert out.returncode != 0 and "--total-frames must be a positive integer" in out.stderr
 
 
 def test_mappo_learns_simple_spread_with_a_fixed_seed():

@@ -1,10 +1,75 @@
-"""``python -m marlpg.mappo``: train MAPPO and IPPO from the command line (the algorithm: :mod:`marlpg.algos.mappo`)."""
-from marlpg.algos import mappo
+"""``python -m marlpg.mappo``: train MAPPO or IPPO (the algorithm: :mod:`marlpg.algos.mappo`).
+
+The flags' defaults are :class:`marlpg.algos.mappo.MAPPOConfig`'s: a flag left out leaves the config's value.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
 from marlpg.commands import run_command
+
+NAME = "mappo"
+DESCRIPTION = "MAPPO: PPO for every agent, trained against a centralized value function (Yu et al., 2022)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", help="backend:scenario, e.g. vmas:simple_spread (default) or mpe2:simple_spread_v3")
+    parser.add_argument("--total-frames", type=int, help="environment steps (all agents) to train for (default 6,000,000)")
+    parser.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
+    parser.add_argument("--ippo", action="store_true", help="critic on each agent's own observation (the IPPO ablation)")
+    parser.add_argument("--no-share", action="store_true", help="one actor per agent instead of one shared actor")
+    parser.add_argument("--continuous", action="store_true", help="continuous actions (Gaussian policy)")
+    parser.add_argument("--n-agents", type=int, help="agents in the team (default 3)")
+    parser.add_argument("--num-envs", type=int, help="environment copies stepped together (default 256)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate of actor and critic (default 0.002)")
+
+
+def config_from_args(args: argparse.Namespace):
+    from marlpg.algos.mappo import MAPPOConfig
+
+    given = {"env": args.env, "total_frames": args.total_frames, "device": args.device, "n_agents": args.n_agents,
+             "num_envs": args.num_envs, "lr": args.lr}
+    return MAPPOConfig(seed=args.seed, ippo=args.ippo, share=not args.no_share, continuous=args.continuous,
+                       **{k: v for k, v in given.items() if v is not None})
+
+
+def report_run(result, out: Path) -> None:
+    """``key=value`` lines, ``eval_return`` last; the curve and the deployable actors saved under ``out``."""
+    from marlpg.algos.mappo import gap_closed, save_actors
+    from marlpg.core.runlog import write_curve
+
+    curve = write_curve(out / "curve.csv", result.curve)
+    actors = save_actors(result.model, out / "actors.pt")
+    print(f"curve={curve}")
+    print(f"actors={actors}")
+    print(f"frames={result.frames} seconds={result.seconds:.1f} fps={result.frames / result.seconds:.0f}")
+    if result.reference is not None:
+        print(f"random={result.reference[0]:.4f}")
+        print(f"scripted={result.reference[1]:.4f}")
+        print(f"gap_closed={gap_closed(result.eval_return, result.reference):.4f}")
+    print(f"eval_return={result.eval_return:.4f}")
+
+
+def report_seeds(seeds: list[int], results: list, out: Path) -> None:
+    """A folder per seed under ``out``, one line per seed, the mean last."""
+    from marlpg.algos.mappo import gap_closed, save_actors
+    from marlpg.core.runlog import write_curve
+
+    for seed, result in zip(seeds, results):
+        curve = write_curve(out / f"seed{seed}" / "curve.csv", result.curve)
+        save_actors(result.model, curve.parent / "actors.pt")
+        print(f"seed={seed} frames={result.frames} seconds={result.seconds:.1f} eval_return={result.eval_return:.4f}")
+    mean = sum(result.eval_return for result in results) / len(results)
+    if results[0].reference is not None:
+        print(f"gap_closed={gap_closed(mean, results[0].reference):.4f}")
+    print(f"eval_return={mean:.4f}")
 
 
 def main(argv=None) -> int:
-    return run_command(mappo, "mappo", argv)
+    import sys
+
+    return run_command(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ Run ``python -m marlpg.coma --help`` for the command line.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 from dataclasses import dataclass, field
@@ -62,7 +61,7 @@ from marlpg.core.evaluation import deterministic_return
 from marlpg.core.networks import CategoricalActor, mlp
 from marlpg.core.normalizer import RunningNormalizer
 from marlpg.core.returns import td_lambda_targets
-from marlpg.core.runlog import progress_bar, write_curve
+from marlpg.core.runlog import progress_bar
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.envs import EnvSpec, make_env
@@ -552,58 +551,3 @@ def fit_critic(cfg: COMAConfig, iterations: int) -> tuple[COMA, object]:
         update_critic(model, rollout, critic_targets(model, rollout, cfg), critic_opt, cfg, generator)
         update_target(model, iteration, cfg)
     return model, train_env
-
-
-# --- command line --------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """COMA's flags; ``python -m marlpg.coma`` adds the seed, output and Ray flags."""
-    parser.add_argument("--env", default=COMAConfig.env, help="credit, climbing or backend:scenario (e.g. vmas:simple_spread)")
-    parser.add_argument("--baseline", default=COMAConfig.baseline, help=f"one of {BASELINES}")
-    parser.add_argument("--total-frames", type=int, default=None, help="environment steps (all agents); default by env")
-    parser.add_argument("--n-agents", type=int, default=None)
-    parser.add_argument("--k-relevant", type=int, default=None, help="credit game: how many agents matter")
-    parser.add_argument("--num-envs", type=int, default=None)
-    parser.add_argument("--actor-lr", type=float, default=None)
-    parser.add_argument("--critic-lr", type=float, default=None)
-    parser.add_argument("--no-share", action="store_true", help="one actor per agent instead of a shared one with IDs")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-
-
-def config_from_args(args: argparse.Namespace) -> COMAConfig:
-    return COMAConfig(
-        env=args.env, baseline=args.baseline, seed=args.seed, total_frames=args.total_frames, n_agents=args.n_agents,
-        k_relevant=args.k_relevant, num_envs=args.num_envs, actor_lr=args.actor_lr, critic_lr=args.critic_lr,
-        share=not args.no_share, device=args.device,
-    )
-
-
-def report_run(result: TrainResult, out: Path) -> None:
-    """What one run prints (``key=value`` lines, ``eval_return`` last) and saves under ``out``."""
-    curve = write_curve(out / "curve.csv", result.curve)
-    print(f"curve={curve}")
-    print(f"frames={result.frames} seconds={result.seconds:.1f} fps={result.frames / result.seconds:.0f}")
-    if result.optimum is not None:
-        print(f"episodes_to_optimum={_episodes_text(result)}")
-        print(f"optimum={result.optimum:.4f}")
-    print(f"eval_return={result.eval_return:.4f}")
-
-
-def report_seeds(seeds: list[int], results: list[TrainResult], out: Path) -> None:
-    """``--seeds``: a folder per seed under ``out``, one line per seed, the mean last."""
-    for seed, result in zip(seeds, results):
-        write_curve(out / f"seed{seed}" / "curve.csv", result.curve)
-        line = f"seed={seed} frames={result.frames} seconds={result.seconds:.1f}"
-        if result.optimum is not None:
-            line += f" episodes_to_optimum={_episodes_text(result)}"
-        print(f"{line} eval_return={result.eval_return:.4f}")
-    if results[0].optimum is not None:
-        print(f"optimum={results[0].optimum:.4f}")
-    print(f"eval_return={sum(result.eval_return for result in results) / len(results):.4f}")
-
-
-def _episodes_text(result: TrainResult) -> str:
-    reached = episodes_to_optimum(result)
-    return "never" if reached is None else str(reached)
-

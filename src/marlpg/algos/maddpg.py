@@ -36,12 +36,9 @@ Run ``python -m marlpg.maddpg --help`` for the command line.
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import dataclasses
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -52,7 +49,7 @@ from marlpg.core.agents import with_agent_ids
 from marlpg.core.evaluation import gap_closed
 from marlpg.core.networks import mlp
 from marlpg.core.replay import ReplayBuffer
-from marlpg.core.runlog import progress_bar, write_curve
+from marlpg.core.runlog import progress_bar
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.envs import EnvSpec, make_env
@@ -484,69 +481,3 @@ def train_quietly(cfg: MADDPGConfig) -> TrainResult:
 def nash_distance(prices, nash) -> float:
     """The largest relative distance of a seller's price from its Nash price."""
     return max(abs(p - q) / abs(q) for p, q in zip(prices, nash))
-
-
-# --- command line ----------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """MADDPG's flags; ``python -m marlpg.maddpg`` adds the seed, output and Ray flags."""
-    parser.add_argument("--env", default="pricing", help=f"one of {ENVS}")
-    parser.add_argument("--total-frames", type=int, default=None, help="environment steps (all agents) to train for")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--iddpg", action="store_true", help="critics on each agent's own observation and action (the IDDPG ablation)")
-    parser.add_argument("--no-share", action="store_true", help="one actor and one critic per agent instead of shared ones")
-    parser.add_argument("--discrete", action="store_true", help="discrete actions through the Gumbel-softmax (not for pricing)")
-    parser.add_argument("--n-agents", type=int, default=None)
-    parser.add_argument("--num-envs", type=int, default=None)
-    parser.add_argument("--horizon", type=int, default=None, help="pricing: periods per episode (1: the one-shot game)")
-
-
-def config_from_args(args: argparse.Namespace) -> MADDPGConfig:
-    if args.env not in ENVS:
-        raise ValueError(f"--env {args.env!r} is not one of {ENVS}")
-    given = {
-        "total_frames": args.total_frames, "n_agents": args.n_agents, "num_envs": args.num_envs, "horizon": args.horizon,
-    }
-    overrides = {k: v for k, v in given.items() if v is not None}
-    cfg = MADDPGConfig.for_env(
-        args.env, seed=args.seed, device=args.device, iddpg=args.iddpg, share=not args.no_share,
-        continuous=not args.discrete, **overrides,
-    )
-    if cfg.warmup_frames >= cfg.total_frames:  # a tiny budget still learns a little
-        cfg = dataclasses.replace(cfg, warmup_frames=cfg.total_frames // 2)
-    return cfg
-
-
-def report_run(result: TrainResult, out: Path) -> None:
-    """What one run prints (``key=value`` lines, ``eval_return`` last) and saves under ``out``."""
-    curve = write_curve(out / "curve.csv", result.curve)
-    print(f"curve={curve}")
-    print(f"frames={result.frames} seconds={result.seconds:.1f} fps={result.frames / result.seconds:.0f}")
-    if result.reference is not None:
-        print(f"random={result.reference[0]:.4f}")
-        print(f"scripted={result.reference[1]:.4f}")
-        print(f"gap_closed={gap_closed(result.eval_return, result.reference):.4f}")
-    if result.eval_prices is not None:
-        print(f"collusive={[round(p, 4) for p in result.collusive_prices]}")
-        print(f"prices={[round(p, 4) for p in result.eval_prices]}")
-        print(f"nash={[round(p, 4) for p in result.nash_prices]}")
-    print(f"eval_return={result.eval_return:.4f}")
-
-
-def report_seeds(seeds: list[int], results: list[TrainResult], out: Path) -> None:
-    """``--seeds``: a folder per seed under ``out``, one line per seed, the mean last."""
-    for seed, result in zip(seeds, results):
-        write_curve(out / f"seed{seed}" / "curve.csv", result.curve)
-        line = f"seed={seed} frames={result.frames} seconds={result.seconds:.1f}"
-        if result.eval_prices is not None:
-            line += f" prices={[round(p, 4) for p in result.eval_prices]}"
-            line += f" nash_distance={nash_distance(result.eval_prices, result.nash_prices):.4f}"
-        print(f"{line} eval_return={result.eval_return:.4f}")
-    mean = sum(result.eval_return for result in results) / len(results)
-    if results[0].reference is not None:
-        print(f"gap_closed={gap_closed(mean, results[0].reference):.4f}")
-    if results[0].nash_prices is not None:
-        print(f"nash={[round(p, 4) for p in results[0].nash_prices]}")
-        print(f"worst_nash_distance={max(nash_distance(r.eval_prices, r.nash_prices) for r in results):.4f}")
-    print(f"eval_return={mean:.4f}")

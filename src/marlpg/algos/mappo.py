@@ -31,7 +31,6 @@ Run ``python -m marlpg.mappo --help`` for the command line.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -46,7 +45,7 @@ from marlpg.core.evaluation import deterministic_return, gap_closed
 from marlpg.core.gae import gae
 from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_prob, mlp
 from marlpg.core.normalizer import RunningNormalizer
-from marlpg.core.runlog import progress_bar, write_curve
+from marlpg.core.runlog import progress_bar
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.envs import EnvSpec, make_env
@@ -536,52 +535,3 @@ def load_actors(path: str | Path, device: str = "cpu") -> MAPPO:
     model = MAPPO(EnvSpec(**saved["spec"]), cfg)
     model.actors.load_state_dict(saved["actors"])
     return model.to(device).eval()
-
-
-# --- command line ----------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """MAPPO's flags; ``python -m marlpg.mappo`` adds the seed, output and Ray flags."""
-    parser.add_argument("--env", default=MAPPOConfig.env, help="backend:scenario, e.g. vmas:simple_spread or mpe2:simple_spread_v3")
-    parser.add_argument("--total-frames", type=int, default=DEFAULT_FRAMES, help="environment steps (all agents) to train for")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--ippo", action="store_true", help="critic on each agent's own observation (the IPPO ablation)")
-    parser.add_argument("--no-share", action="store_true", help="one actor per agent instead of one shared actor")
-    parser.add_argument("--continuous", action="store_true", help="continuous actions (Gaussian policy)")
-    parser.add_argument("--n-agents", type=int, default=MAPPOConfig.n_agents)
-    parser.add_argument("--num-envs", type=int, default=MAPPOConfig.num_envs)
-    parser.add_argument("--lr", type=float, default=MAPPOConfig.lr)
-
-
-def config_from_args(args: argparse.Namespace) -> MAPPOConfig:
-    return MAPPOConfig(
-        env=args.env, total_frames=args.total_frames, seed=args.seed, device=args.device, ippo=args.ippo,
-        share=not args.no_share, continuous=args.continuous, n_agents=args.n_agents, num_envs=args.num_envs, lr=args.lr,
-    )
-
-
-def report_run(result: TrainResult, out: Path) -> None:
-    """What one run prints (``key=value`` lines, ``eval_return`` last) and saves under ``out``."""
-    curve = write_curve(out / "curve.csv", result.curve)
-    actors = save_actors(result.model, out / "actors.pt")
-    print(f"curve={curve}")
-    print(f"actors={actors}")
-    print(f"frames={result.frames} seconds={result.seconds:.1f} fps={result.frames / result.seconds:.0f}")
-    if result.reference is not None:
-        print(f"random={result.reference[0]:.4f}")
-        print(f"scripted={result.reference[1]:.4f}")
-        print(f"gap_closed={gap_closed(result.eval_return, result.reference):.4f}")
-    print(f"eval_return={result.eval_return:.4f}")
-
-
-def report_seeds(seeds: list[int], results: list[TrainResult], out: Path) -> None:
-    """``--seeds``: a folder per seed under ``out``, one line per seed, the mean last."""
-    for seed, result in zip(seeds, results):
-        curve = write_curve(out / f"seed{seed}" / "curve.csv", result.curve)
-        save_actors(result.model, curve.parent / "actors.pt")
-        print(f"seed={seed} frames={result.frames} seconds={result.seconds:.1f} eval_return={result.eval_return:.4f}")
-    mean = sum(result.eval_return for result in results) / len(results)
-    if results[0].reference is not None:
-        print(f"gap_closed={gap_closed(mean, results[0].reference):.4f}")
-    print(f"eval_return={mean:.4f}")

@@ -15,14 +15,10 @@ Ray is an optional extra (``pip install -e .[ray]``) and is imported only when a
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Sequence
 
-from marlpg.core.seeding import resolve_device
-from marlpg.core.threads import cpu_threads
 
 INSTALL_HINT = "pip install -e .[ray]"
 
@@ -67,6 +63,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
 
 def _pinned(fn: Callable, threads: int) -> Callable:
     def run(args):
+        from marlpg.core.threads import cpu_threads  # torch is imported only when a job runs
+
         with cpu_threads(threads):
             return fn(args)
 
@@ -127,6 +125,9 @@ def train_seeds(
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     configs = [dataclasses.replace(cfg, seed=seed, update_threads=threads_per_seed) for seed in seeds]
+    from marlpg.core.seeding import resolve_device
+    from marlpg.core.threads import cpu_threads
+
     gpus = round(1 / len(seeds), 4) if resolve_device(cfg.device).type == "cuda" else 0
     results = run_jobs(
         algorithm.train_quietly, configs, ray=ray, address=address, threads_per_job=threads_per_seed, gpus_per_job=gpus
@@ -139,67 +140,4 @@ def train_seeds(
     return results
 
 
-# --- the command line of the algorithms: --seeds, --ray, --ray-address ----------------------------------
-
-
-def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--seed`` and the multi-seed flags, the same for every algorithm's command line."""
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2 or 0-4: one run each, one line each, the mean last")
-    parser.add_argument("--ray", action="store_true", help=f"with --seeds: run the seeds as Ray tasks ({INSTALL_HINT})")
-    parser.add_argument("--ray-address", default=None, metavar="ADDR", help="with --ray: a Ray cluster ('auto', 'ray://head:10001'); default: a local instance")
-
-
-def seeds_from_args(args: argparse.Namespace) -> list[int] | None:
-    """The seeds of ``--seeds`` (None for a single run), or a ValueError naming the flags that clash."""
-    if args.ray and args.seeds is None:
-        raise ValueError("--ray runs the seeds of --seeds as Ray tasks; give --seeds")
-    if args.ray_address is not None and not args.ray:
-        raise ValueError(f"--ray-address {args.ray_address!r} needs --ray")
-    if args.seeds is None:
-        return None
-    if args.seed != 0:
-        raise ValueError(f"give --seed or --seeds, not both (got --seed {args.seed} and --seeds {args.seeds!r})")
-    return parse_seeds(args.seeds)
-
-
-def train_seeds_from_args(algorithm, cfg, args: argparse.Namespace) -> list:
-    """The runs a ``--seeds`` command asks for: ``train_seeds(algorithm, cfg, seeds, ray=..., address=...)``.
-
-    Says on standard error where the seeds ran; a missing Ray exits with the install hint.
-    """
-    try:
-        results = train_seeds(algorithm, cfg, args.seed_list, ray=args.ray, address=args.ray_address)
-    except RayNotInstalled as error:
-        raise SystemExit(f"error: {error}") from None
-    print(where_seeds_ran(len(args.seed_list), args.ray, args.ray_address), file=sys.stderr)
-    return results
-
-
-def where_seeds_ran(count: int, ray: bool, address: str | None) -> str:
-    """One line for a multi-seed command's standard error: how its seeds ran."""
-    if not ray:
-        return f"{count} seed(s) in this process, one after another"
-    return f"{count} seed(s) as Ray tasks on " + (f"the cluster at {address}" if address else "a local Ray instance")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` or ``"0-4"`` (inclusive) -> a list of distinct non-negative seeds."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        low, dash, high = part.partition("-")
-        if not low.isdigit() or (dash and not high.isdigit()):
-            raise ValueError(f"seeds must look like '0,1,2' or '0-4' (non-negative integers); got {text!r}")
-        if dash and int(high) < int(low):
-            raise ValueError(f"a range of seeds runs from low to high, e.g. '0-4'; got {part!r} in {text!r}")
-        seeds.extend(range(int(low), int(high) + 1) if dash else [int(low)])
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be a non-empty list without repeats; got {text!r}")
-    return seeds
-
-
-__all__ = [
-    "run_jobs", "train_seeds", "ray_session", "require_ray", "RayNotInstalled", "parse_seeds", "add_seed_arguments",
-    "seeds_from_args", "train_seeds_from_args", "where_seeds_ran", "INSTALL_HINT",
-]
+__all__ = ["run_jobs", "train_seeds", "ray_session", "require_ray", "RayNotInstalled", "INSTALL_HINT"]
