@@ -621,3 +621,25 @@ def test_truncation_needs_final_values_of_the_rewards_shape():
     rewards = torch.zeros(3, 2)
     with pytest.raises(ValueError, match=r"final_values shaped like the rewards \(3, 2\); got \(3,\)"):
         gae(rewards, rewards, torch.ones(3, 2), torch.zeros(2), 0.9, 0.9, torch.ones(3, 2, dtype=torch.bool), torch.zeros(3))
+
+
+@pytest.mark.parametrize("anneal", [False, True])
+def test_mappo_learning_rate_schedule(anneal):
+    """With anneal_lr the rate falls linearly from lr at iteration 1 to lr/iterations at the last; without, it stays."""
+    cfg = mappo.MAPPOConfig(num_envs=4, rollout_steps=5, total_frames=4 * 5 * 4, minibatches=2, lr=0.01, anneal_lr=anneal)
+    assert cfg.iterations == 4
+    model = mappo.MAPPO(SPEC, cfg)
+    optimizers = mappo.make_optimizers(model, cfg)
+    rates = [mappo.set_learning_rate(optimizers, cfg, iteration) for iteration in (1, 2, 3, 4)]
+    expected = [0.01, 0.0075, 0.005, 0.0025] if anneal else [0.01] * 4
+    assert rates == pytest.approx(expected)
+    assert [group["lr"] for optimizer in optimizers for group in optimizer.param_groups] == pytest.approx([expected[-1]] * 2)
+
+
+def test_mappo_training_applies_the_schedule_every_iteration():
+    cfg = mappo.MAPPOConfig(num_envs=4, rollout_steps=5, total_frames=4 * 5 * 3, minibatches=2, lr=0.003,
+                            anneal_lr=True, eval_episodes=1)
+    result = mappo.train(cfg, progress=False, with_reference=False)
+    assert [row["lr"] for row in result.curve] == pytest.approx([0.003, 0.002, 0.001])
+    optimizer = mappo.make_optimizers(result.model, cfg)[0]  # a fresh optimizer starts at lr again
+    assert optimizer.param_groups[0]["lr"] == 0.003

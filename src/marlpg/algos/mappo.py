@@ -70,6 +70,7 @@ class MAPPOConfig:
     roles: tuple[int, ...] | None = None  # with share: one actor per role (role index per agent)
     agent_id: bool = True  # append the one-hot ID to a shared actor's input
     lr: float = 2e-3
+    anneal_lr: bool = False  # decay both learning rates linearly to 0 over the run
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip: float = 0.2
@@ -322,6 +323,16 @@ def make_optimizers(model: MAPPO, cfg: MAPPOConfig) -> tuple[torch.optim.Adam, t
     )
 
 
+def set_learning_rate(optimizers, cfg: MAPPOConfig, iteration: int) -> float:
+    """The learning rate of ``iteration`` (1-based) for both optimizers: ``cfg.lr``, or with ``anneal_lr``
+    ``cfg.lr * (1 - (iteration - 1) / iterations)``, so the last iteration still takes a step."""
+    lr = cfg.lr * (1 - (iteration - 1) / cfg.iterations) if cfg.anneal_lr else cfg.lr
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    return lr
+
+
 DIAGNOSTICS = ("policy_loss", "entropy", "value_loss", "approx_kl", "clip_fraction", "actor_grad_norm", "critic_grad_norm")
 
 
@@ -457,6 +468,7 @@ def train(
     for iteration in range(1, cfg.iterations + 1):
         with cpu_threads(1):
             rollout, start = collect(model, train_env, start, cfg.rollout_steps, tracker)
+        lr = set_learning_rate(optimizers, cfg, iteration)
         with cpu_threads(update_threads):
             stats = update(model, rollout, optimizers, cfg, generator)
         result.frames += cfg.frames_per_iteration
@@ -467,6 +479,7 @@ def train(
             "seconds": round(time.perf_counter() - began, 3),
             "return": episode_return,
             "gap": gap_closed(episode_return, reference),
+            "lr": lr,
             **stats,
         }
         if cfg.eval_every and iteration % cfg.eval_every == 0:
