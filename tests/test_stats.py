@@ -63,6 +63,7 @@ def test_curve_band_is_the_iqm_of_every_column_inside_its_interval():
 def test_interval_formats_as_percentages():
     text = Interval(0.724, 0.61, 0.8, 5).format(".0f", scale=100, unit="%")
     assert text == "IQM 72% (95% CI 61% to 80%, 5 runs)"
+    assert Interval(1.0, 1.0, 1.0, 1).format(".1f") == "IQM 1.0 (95% CI 1.0 to 1.0, 1 run)"
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ class Interval:
         """E.g. ``"IQM 72% (95% CI 61% to 80%, 5 runs)"`` with ``spec=".0f", scale=100, unit="%"``."""
         value = lambda v: f"{scale * v:{spec}}{unit}"  # noqa: E731
         return (f"IQM {value(self.point)} ({self.confidence:.0%} CI {value(self.low)} to {value(self.high)}, "
-                f"{self.runs} runs)")
+                f"{self.runs} run{'s' if self.runs != 1 else ''})")
 
 
 def _runs(scores, name: str = "scores") -> np.ndarray:
