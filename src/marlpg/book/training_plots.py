@@ -159,7 +159,7 @@ def plot_learning_curves(
     if title:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=9, loc="lower right")
+    ax.legend(fontsize=9, loc="best")
     return ax.figure
 
 
