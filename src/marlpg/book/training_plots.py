@@ -87,8 +87,7 @@ def curve_band(
         # Each curve starts at time 0 with its first logged value (nothing is logged before the first update).
         values = np.stack([np.interp(grid, np.r_[0.0, xi], np.r_[yi[0], yi]) for xi, yi in zip(xs, ys)])
     if band == "iqm":
-        centre, low, high = iqm_curve(values)
-        return grid, centre, low, high
+        return (grid, *_iqm_band(values))
     mean = values.mean(axis=0)
     if band == "minmax":
         low, high = values.min(axis=0), values.max(axis=0)
@@ -96,6 +95,16 @@ def curve_band(
         spread = values.std(axis=0)
         low, high = mean - spread, mean + spread
     return grid, mean, low, high
+
+
+def _iqm_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IQM and interval at every column of ``values`` [seeds, points]; NaN where any seed has no value
+    (an iteration that finished no episode), as the mean would be."""
+    centre, low, high = (np.full(values.shape[1], np.nan) for _ in range(3))
+    finite = np.isfinite(values).all(axis=0)
+    if finite.any():
+        centre[finite], low[finite], high[finite] = iqm_curve(values[:, finite])
+    return centre, low, high
 
 
 def first_reaching(grid: Sequence[float], values: Sequence[float], level: float) -> float | None:
