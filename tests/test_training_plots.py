@@ -182,7 +182,8 @@ def test_diagnostics_figure_has_a_panel_per_key_and_a_line_per_method():
     assert [ax.get_title() for ax in panels] == list(DIAGNOSTICS.values())
     assert all(len(ax.get_lines()) == 2 for ax in panels)
     kl = panels[0]
-    assert kl.get_yscale() == "log"
+    assert kl.get_yscale() == "linear"
+    assert plot_diagnostics(runs, log_scale=("approx_kl",)).axes[0].get_yscale() == "log"
     np.testing.assert_allclose(kl.get_lines()[1].get_ydata(), [0.03, 0.06, 0.09])  # IPPO's single seed
     assert fig.get_figwidth() <= 7.0
     assert [text.get_text() for text in fig.legends[0].get_texts()] == ["MAPPO (IQM of 2, 95% CI)", "IPPO (IQM of 1, 95% CI)"]

@@ -28,6 +28,7 @@ from typing import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import ticker
 import torch
 
 from marlpg.book.stats import iqm_curve
@@ -164,12 +165,21 @@ def plot_learning_curves(
         ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
     add_reference_lines(ax, reference, target)
     ax.set_xlabel(AXIS_LABELS[x])
+    _thousands(ax.xaxis)
     ax.set_ylabel("episode return per agent" if y == "return" else y)
     if title:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=9, loc="best")
+    # Below the axes: inside, it would cover the curves' late, rising part.
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
     return ax.figure
+
+
+def _thousands(axis, ticks: int | None = None) -> None:
+    """Tick labels with thousands separators (and at most ``ticks`` of them)."""
+    axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    if ticks is not None:
+        axis.set_major_locator(ticker.MaxNLocator(ticks))
 
 
 def iteration_seconds(curves: Sequence[Sequence[Mapping]]) -> np.ndarray:
@@ -217,13 +227,14 @@ def plot_diagnostics(
     band: str = "iqm",
     width: float = 7.0,
     panel_height: float = 2.3,
-    log_scale: Sequence[str] = ("approx_kl", "actor_grad_norm", "critic_grad_norm"),
+    log_scale: Sequence[str] = (),
 ):
     """PPO's per-iteration diagnostics against frames, one panel per key and one line per method.
 
     ``runs`` is as for :func:`plot_learning_curves`. Each panel draws the IQM over seeds with its
     95% bootstrap band (``band`` as in :func:`curve_band`); the keys in ``log_scale`` use a log axis
-    (they span orders of magnitude). One legend for the figure, above the panels. Returns the figure.
+    (for runs where they span orders of magnitude). One legend for the figure, above the panels.
+    Returns the figure.
     """
     if not runs:
         raise ValueError("runs is empty: give at least one method's curves")
@@ -251,6 +262,7 @@ def plot_diagnostics(
     for ax in axes[-1]:
         ax.set_xlabel(AXIS_LABELS["frames"])
         ax.xaxis.set_tick_params(labelbottom=True)
+        _thousands(ax.xaxis, ticks=4)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(runs), fontsize=10, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
