@@ -128,7 +128,7 @@ def test_learning_curve_figure_has_a_line_per_method_and_the_reference_lines(x):
     fig = plot_learning_curves(runs, x=x, reference=(-148.0, -80.0), target=0.85)
     ax = fig.axes[0]
     labels = [line.get_label() for line in ax.get_lines()]
-    assert labels[:2] == ["MAPPO (IQM of 2, 95% CI)", "IPPO (IQM of 1, 95% CI)"]
+    assert labels[:2] == ["MAPPO (IQM of 2, 95% CI)", "IPPO (1 run)"]
     assert {"random policy", "scripted policy", "85% of the gap"} <= set(labels)
     target_line = ax.get_lines()[labels.index("85% of the gap")]
     assert target_line.get_ydata()[0] == pytest.approx(-148.0 + 0.85 * 68.0)
@@ -145,8 +145,8 @@ def test_learning_curves_draw_on_a_given_axes_and_reject_no_runs():
 
 
 def test_minmax_band_says_so_in_the_legend():
-    fig = plot_learning_curves({"A": [rows([1.0, 2.0])]}, band="minmax")
-    assert fig.axes[0].get_lines()[0].get_label() == "A (mean of 1, range)"
+    fig = plot_learning_curves({"A": [rows([1.0, 2.0]), rows([2.0, 3.0])]}, band="minmax")
+    assert fig.axes[0].get_lines()[0].get_label() == "A (mean of 2, range)"
 
 
 # ----------------------------------------------------------------------------- speed
@@ -186,7 +186,7 @@ def test_diagnostics_figure_has_a_panel_per_key_and_a_line_per_method():
     assert plot_diagnostics(runs, log_scale=("approx_kl",)).axes[0].get_yscale() == "log"
     np.testing.assert_allclose(kl.get_lines()[1].get_ydata(), [0.03, 0.06, 0.09])  # IPPO's single seed
     assert fig.get_figwidth() <= 7.0
-    assert [text.get_text() for text in fig.legends[0].get_texts()] == ["MAPPO (IQM of 2, 95% CI)", "IPPO (IQM of 1, 95% CI)"]
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == ["MAPPO (IQM of 2, 95% CI)", "IPPO (1 run)"]
 
 
 def test_diagnostics_hide_unused_panels_and_reject_unknown_keys():

@@ -160,8 +160,7 @@ def plot_learning_curves(
         _, ax = plt.subplots(figsize=(7, 4.2))
     for (label, curves), color in zip(runs.items(), METHOD_COLORS * (1 + len(runs) // len(METHOD_COLORS))):
         grid, centre, low, high = curve_band(curves, x=x, y=y, band=band)
-        legend = BAND_LEGENDS[band].format(n=len(curves))
-        ax.plot(grid, centre, color=color, linewidth=1.8, label=f"{label} ({legend})")
+        ax.plot(grid, centre, color=color, linewidth=1.8, label=f"{label} ({_band_legend(band, len(curves))})")
         ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
     add_reference_lines(ax, reference, target)
     ax.set_xlabel(AXIS_LABELS[x])
@@ -173,6 +172,10 @@ def plot_learning_curves(
     # Below the axes: inside, it would cover the curves' late, rising part.
     ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
     return ax.figure
+
+
+def _band_legend(band: str, runs: int) -> str:
+    return "1 run" if runs == 1 else BAND_LEGENDS[band].format(n=runs)
 
 
 def _thousands(axis, ticks: int | None = None) -> None:
@@ -250,8 +253,7 @@ def plot_diagnostics(
     for ax, key in zip(axes.flat, keys):
         for (label, curves), color in zip(runs.items(), colors):
             grid, centre, low, high = curve_band(curves, x="frames", y=key, band=band)
-            ax.plot(grid, centre, color=color, linewidth=1.6,
-                    label=f"{label} ({BAND_LEGENDS[band].format(n=len(curves))})")
+            ax.plot(grid, centre, color=color, linewidth=1.6, label=f"{label} ({_band_legend(band, len(curves))})")
             ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
         if key in log_scale:
             ax.set_yscale("log")
