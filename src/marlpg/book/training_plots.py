@@ -1,10 +1,18 @@
 """Plots of training runs and of what the trained agents do, for the MAPPO notebook.
 
 Learning curves
-    ``curve_band``            mean and spread across seeds of one quantity of the curve rows
-                              that :func:`marlpg.algos.mappo.train` returns, against frames or seconds
+    ``curve_band``            centre and spread across seeds of one quantity of the curve rows that
+                              :func:`marlpg.algos.mappo.train` returns, against frames or seconds: by
+                              default the interquartile mean with a 95% stratified bootstrap interval
+                              (:mod:`marlpg.book.stats`), or the mean with the range or one std
     ``first_reaching``        where a curve first reaches a level (e.g. the 85% target)
-    ``plot_learning_curves``  one line per method with its spread band, plus reference lines
+    ``plot_learning_curves``  one line per method with its band, plus reference lines
+    ``iteration_seconds``     every iteration's duration; ``median_frames_per_second`` from them,
+                              a speed that a load spike during part of a run hardly moves
+    ``at_median_speed``       the curves with a ``steady_seconds`` column: iterations times the
+                              method's median iteration time (a time axis that does not record load)
+    ``plot_diagnostics``      PPO's diagnostics (approx. KL, clip fraction, explained variance,
+                              gradient norms, entropy) against frames, one panel each
 
 Behaviour
     ``record_episode``        run a policy for one episode in a VMAS environment and record where
@@ -20,12 +28,20 @@ from typing import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import ticker
 import torch
 
+from marlpg.book.stats import iqm_curve
 from marlpg.core.threads import cpu_threads
 
-AXES = ("frames", "seconds")
-BANDS = ("minmax", "std")
+AXES = ("frames", "seconds", "steady_seconds")
+AXIS_LABELS = {
+    "frames": "environment frames",
+    "seconds": "wall-clock seconds of training",
+    "steady_seconds": "seconds of training at the median iteration time",
+}
+BANDS = ("iqm", "minmax", "std")
+BAND_LEGENDS = {"iqm": "IQM of {n}, 95% CI", "minmax": "mean of {n}, range", "std": "mean of {n}, ±1 std"}
 METHOD_COLORS = ("#2471a3", "#b03a2e", "#1e8449", "#7d3c98", "#ca6f1e")
 AGENT_COLORS = ("#2471a3", "#b03a2e", "#1e8449", "#7d3c98", "#ca6f1e", "#17a589", "#884ea0", "#566573")
 
@@ -39,15 +55,17 @@ def _column(rows: Sequence[Mapping], key: str) -> np.ndarray:
 
 
 def curve_band(
-    curves: Sequence[Sequence[Mapping]], x: str = "frames", y: str = "return", band: str = "minmax", points: int = 200
+    curves: Sequence[Sequence[Mapping]], x: str = "frames", y: str = "return", band: str = "iqm", points: int = 200
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and spread across seeds of column ``y`` against ``x``: ``(grid, mean, low, high)``.
+    """Centre and spread across seeds of column ``y`` against ``x``: ``(grid, centre, low, high)``.
 
     ``curves`` holds one list of rows per seed (``TrainResult.curve``). Against ``"frames"`` every
-    seed must log the same frame counts, and the grid is those counts. Against ``"seconds"`` each
+    seed must log the same frame counts, and the grid is those counts. Against a time column each
     seed's curve is interpolated onto ``points`` evenly spaced times up to the end of the *shortest*
-    run, so every point of the band averages all seeds. ``band`` is ``"minmax"`` (the range over
-    seeds) or ``"std"`` (mean plus and minus one standard deviation).
+    run, so every point of the band summarizes all seeds. ``band`` is ``"iqm"`` (the interquartile
+    mean over seeds with its pointwise 95% stratified bootstrap interval, seeded, so reproducible),
+    ``"minmax"`` (the mean and the range over seeds) or ``"std"`` (the mean plus and minus one
+    standard deviation).
     """
     if x not in AXES:
         raise ValueError(f"x must be one of {AXES}; got {x!r}")
@@ -69,6 +87,8 @@ def curve_band(
         grid = np.linspace(0.0, end, points)
         # Each curve starts at time 0 with its first logged value (nothing is logged before the first update).
         values = np.stack([np.interp(grid, np.r_[0.0, xi], np.r_[yi[0], yi]) for xi, yi in zip(xs, ys)])
+    if band == "iqm":
+        return (grid, *_iqm_band(values))
     mean = values.mean(axis=0)
     if band == "minmax":
         low, high = values.min(axis=0), values.max(axis=0)
@@ -76,6 +96,16 @@ def curve_band(
         spread = values.std(axis=0)
         low, high = mean - spread, mean + spread
     return grid, mean, low, high
+
+
+def _iqm_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IQM and interval at every column of ``values`` [seeds, points]; NaN where any seed has no value
+    (an iteration that finished no episode), as the mean would be."""
+    centre, low, high = (np.full(values.shape[1], np.nan) for _ in range(3))
+    finite = np.isfinite(values).all(axis=0)
+    if finite.any():
+        centre[finite], low[finite], high[finite] = iqm_curve(values[:, finite])
+    return centre, low, high
 
 
 def first_reaching(grid: Sequence[float], values: Sequence[float], level: float) -> float | None:
@@ -114,31 +144,131 @@ def plot_learning_curves(
     *,
     reference: tuple[float, float] | None = None,
     target: float | None = 0.85,
-    band: str = "minmax",
+    band: str = "iqm",
     ax=None,
     title: str | None = None,
 ):
-    """One line per method (mean over its seeds) with a shaded spread band; returns the figure.
+    """One line per method (IQM over its seeds, by default) with a shaded band; returns the figure.
 
     ``runs`` maps a method's label to its seeds' curves, e.g. ``{"MAPPO": [r.curve for r in results]}``.
     ``reference`` = (random, scripted) draws their returns and the ``target`` fraction of the gap.
+    The legend names the statistic and the band (see :func:`curve_band`).
     """
     if not runs:
         raise ValueError("runs is empty: give at least one method's curves")
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.2))
     for (label, curves), color in zip(runs.items(), METHOD_COLORS * (1 + len(runs) // len(METHOD_COLORS))):
-        grid, mean, low, high = curve_band(curves, x=x, y=y, band=band)
-        ax.plot(grid, mean, color=color, linewidth=1.8, label=f"{label} (mean of {len(curves)})")
+        grid, centre, low, high = curve_band(curves, x=x, y=y, band=band)
+        ax.plot(grid, centre, color=color, linewidth=1.8, label=f"{label} ({_band_legend(band, len(curves))})")
         ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
     add_reference_lines(ax, reference, target)
-    ax.set_xlabel({"frames": "environment frames", "seconds": "wall-clock seconds of training"}[x])
+    ax.set_xlabel(AXIS_LABELS[x])
+    _thousands(ax.xaxis)
     ax.set_ylabel("episode return per agent" if y == "return" else y)
     if title:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8.5, loc="lower right")
+    # Below the axes: inside, it would cover the curves' late, rising part.
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
     return ax.figure
+
+
+def _band_legend(band: str, runs: int) -> str:
+    return "1 run" if runs == 1 else BAND_LEGENDS[band].format(n=runs)
+
+
+def _thousands(axis, ticks: int | None = None) -> None:
+    """Tick labels with thousands separators (and at most ``ticks`` of them)."""
+    axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    if ticks is not None:
+        axis.set_major_locator(ticker.MaxNLocator(ticks))
+
+
+def iteration_seconds(curves: Sequence[Sequence[Mapping]]) -> np.ndarray:
+    """The duration of every iteration of every curve, from the cumulative ``seconds`` column."""
+    if len(curves) == 0 or any(len(rows) == 0 for rows in curves):
+        raise ValueError("need at least one curve, and every curve needs at least one row")
+    return np.concatenate([np.diff(np.r_[0.0, _column(rows, "seconds")]) for rows in curves])
+
+
+def median_frames_per_second(curves: Sequence[Sequence[Mapping]]) -> float:
+    """Frames per iteration over the median iteration time of all the curves' iterations.
+
+    A load spike that slows some iterations moves a median far less than a total: the measure
+    behind a comparison of speeds on a shared machine. Every curve must log the same frames per
+    iteration.
+    """
+    durations = iteration_seconds(curves)
+    steps = {float(d) for rows in curves for d in np.diff(np.r_[0.0, _column(rows, "frames")])}
+    if len(steps) != 1:
+        raise ValueError(f"the curves log different frames per iteration ({sorted(steps)}); need one")
+    return steps.pop() / float(np.median(durations))
+
+
+def at_median_speed(curves: Sequence[Sequence[Mapping]]) -> list[list[dict]]:
+    """Copies of the curves with ``steady_seconds``: frames divided by the curves' median frames per second."""
+    speed = median_frames_per_second(curves)
+    return [[{**row, "steady_seconds": float(row["frames"]) / speed} for row in rows] for rows in curves]
+
+
+DIAGNOSTICS = {
+    "approx_kl": "approx. KL(old || new)",
+    "clip_fraction": "clip fraction",
+    "entropy": "policy entropy (nats)",
+    "explained_variance": "critic's explained variance",
+    "actor_grad_norm": "actor gradient norm",
+    "critic_grad_norm": "critic gradient norm",
+}
+
+
+def plot_diagnostics(
+    runs: Mapping[str, Sequence[Sequence[Mapping]]],
+    keys: Sequence[str] = tuple(DIAGNOSTICS),
+    *,
+    columns: int = 2,
+    band: str = "iqm",
+    width: float = 7.0,
+    panel_height: float = 2.3,
+    log_scale: Sequence[str] = (),
+):
+    """PPO's per-iteration diagnostics against frames, one panel per key and one line per method.
+
+    ``runs`` is as for :func:`plot_learning_curves`. Each panel draws the IQM over seeds with its
+    95% bootstrap band (``band`` as in :func:`curve_band`); the keys in ``log_scale`` use a log axis
+    (for runs where they span orders of magnitude). One legend for the figure, above the panels.
+    Returns the figure.
+    """
+    if not runs:
+        raise ValueError("runs is empty: give at least one method's curves")
+    unknown = [key for key in keys if key not in DIAGNOSTICS]
+    if unknown or not keys:
+        raise ValueError(f"keys must be a non-empty subset of {tuple(DIAGNOSTICS)}; got {list(keys)!r}")
+    if not isinstance(columns, int) or columns < 1:
+        raise ValueError(f"columns must be a positive integer; got {columns!r}")
+    rows_of_panels = -(-len(keys) // columns)
+    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(width, panel_height * rows_of_panels + 0.6),
+                             sharex=True, squeeze=False)
+    colors = METHOD_COLORS * (1 + len(runs) // len(METHOD_COLORS))
+    for ax, key in zip(axes.flat, keys):
+        for (label, curves), color in zip(runs.items(), colors):
+            grid, centre, low, high = curve_band(curves, x="frames", y=key, band=band)
+            ax.plot(grid, centre, color=color, linewidth=1.6, label=f"{label} ({_band_legend(band, len(curves))})")
+            ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+        if key in log_scale:
+            ax.set_yscale("log")
+        ax.set_title(DIAGNOSTICS[key], fontsize=10.5)
+        ax.grid(True, alpha=0.3)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(AXIS_LABELS["frames"])
+        ax.xaxis.set_tick_params(labelbottom=True)
+        _thousands(ax.xaxis, ticks=4)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(runs), fontsize=10, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+    return fig
 
 
 # --------------------------------------------------------------------------- behaviour
