@@ -425,14 +425,14 @@ def collect_recurrent(model: MAPPO, env, start, steps: int, tracker: EpisodeTrac
 def recurrent_greedy_policy(model: MAPPO, num_envs: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """A stateful greedy ``act(obs)`` for :func:`marlpg.core.evaluation.deterministic_return`.
 
-    Its memory starts at zero and is never reset, which is right there: only the first episode of
-    every copy counts.
+    Its memory starts at zero and is never reset after that, which is right there: only the first
+    episode of every copy counts.
     """
-    memory = model.initial_memory(num_envs)
-    hidden, starts = [memory.actor], memory.starts.unsqueeze(0)
+    hidden = [model.initial_memory(num_envs).actor]
+    no_reset = torch.zeros(1, num_envs, dtype=torch.bool, device=hidden[0].device)
 
     def act(obs: torch.Tensor) -> torch.Tensor:
-        actions, hidden[0] = model.act_deterministic_sequence(obs.unsqueeze(0), hidden[0], starts)
+        actions, hidden[0] = model.act_deterministic_sequence(obs.unsqueeze(0), hidden[0], no_reset)
         return actions[0]
 
     return act
