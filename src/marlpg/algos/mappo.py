@@ -27,6 +27,29 @@ IPPO (``ippo=True``) is the same algorithm with the critic V(o_a) on the agent's
 (plus the time fraction, which both critics get): the ablation that asks what the centralized
 critic buys.
 
+Recurrent MAPPO (``recurrent=True``, ``--recurrent``; Yu et al.'s "rMAPPO"). For partial
+observability the actors and the critic become GRUs (:mod:`marlpg.core.recurrent`). Agent a's
+actor keeps a hidden state over its own observation history,
+
+    h_a,t = GRU(enc(o_a,t), (1 - s_t) h_a,t-1),    u_a,t ~ pi_theta(. | h_a,t),
+
+where s_t = 1 at the first step of an episode (the state is zeroed there). MAPPO's critic runs one
+GRU over the global states, V(x_1..x_t) with one output per agent; IPPO's runs one per agent over
+its own critic input. Collection stores, at every step, the hidden states the step began from, the
+episode starts s_t, and the values V computed on the way (each needs the critic's state). GAE is
+unchanged. Training follows the paper's data chunks: each copy's T steps are cut into
+ceil(T / L) consecutive chunks of L = ``chunk_length`` steps (default 10, as the paper's code), the
+last padded; PPO's epochs shuffle chunks into ``minibatches``; a chunk is replayed from the hidden
+states stored at its first step (not recomputed with the current parameters), resetting wherever
+s_t = 1 inside it; padding and the steps of agents that have left add nothing to any loss (they
+are inactive in every masked mean). Deployed, each actor carries its own hidden state
+(``DeployedActor.reset`` starts a new episode). Departures from marlbenchmark/on-policy: chunks
+never run from one copy's rollout into the next (on-policy lays every (copy, agent) history end
+to end and cuts that line, dropping the remainder when L does not divide it; marlpg pads and
+masks instead); the MAPPO critic has one hidden state per copy, not one per agent; no LayerNorm
+after the GRU and a single tanh layer before it. Hidden states are zeroed at the copy's episode
+start (an agent that has left runs on, masked out). See book/deviations.md.
+
 Run ``python -m marlpg.mappo --help`` for the command line.
 """
 from __future__ import annotations
