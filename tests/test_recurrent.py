@@ -273,10 +273,13 @@ def test_recurrent_mappo_beats_feed_forward_mappo_where_memory_matters():
     """Cue task, 2 agents, K = 3, H = 3: a memoryless policy scores at most 1/3, memory scores 1.
 
     The fixed-seed runs (19,200 frames each) must show most of that 2/3 gap: the recurrent policy
-    above 0.9, the feed-forward one within sampling noise of 1/3 (300 evaluation episodes).
+    above 0.9, the feed-forward one within sampling noise of 1/3 (300 evaluation episodes). Over
+    seeds 0-4 with these settings (2 shared, loaded cores): recurrent 1.0, 0.80, 1.0, 1.0, 1.0;
+    feed-forward 0.31, 0.39, 0.35, 0.36, 0.37.
     """
     common = dict(env="cue", n_agents=2, horizon=3, num_envs=64, rollout_steps=12, chunk_length=4, eval_episodes=300,
-                  actor_hidden=(32, 32), critic_hidden=(32, 32), total_frames=19_200, lr=0.005, entropy_coef=0.01, seed=0)
+                  actor_hidden=(32, 32), critic_hidden=(32, 32), total_frames=19_200, lr=0.005, entropy_coef=0.01, seed=0,
+                  epochs=4, minibatches=8, clip=0.2, gamma=0.99, gae_lambda=0.95, max_grad_norm=10.0, value_norm=True)
     recurrent = mappo.train(mappo.MAPPOConfig(recurrent=True, **common), progress=False, with_reference=False)
     feed_forward = mappo.train(mappo.MAPPOConfig(**common), progress=False, with_reference=False)
     assert recurrent.eval_return > 0.9, recurrent.eval_return
