@@ -11,7 +11,7 @@ from marlpg.algos import mappo
 from marlpg.core.recurrent import GRUNet, chunk_initial_states, to_chunks, valid_steps
 from marlpg.envs import make_env
 from marlpg.envs.cue import CueTask
-from marlpg.envs.protocol import EnvSpec
+from marlpg.envs.protocol import EnvSpec, Transition
 
 SPEC = EnvSpec(n_agents=2, obs_dim=3, state_dim=7, discrete=True, n_actions=3, horizon=2)
 
@@ -178,6 +178,35 @@ def test_chunked_replay_equals_the_step_by_step_rollout(flags):
         assert torch.allclose(denormalized[valid], to_chunks(rollout.values, 4)[valid], atol=1e-5, rtol=0)
         assert not torch.allclose(ignoring_starts.logits[valid], dist.logits[valid], atol=1e-4)
     assert rollout.actor_hidden[0].abs().sum() > 0  # carried over, not zero
+
+
+class TruncatedCue(CueTask):
+    """The cue task with every episode end reported as a truncation (the return would have gone on)."""
+
+    def step(self, actions):
+        step = super().step(actions)
+        return Transition(step.obs, step.state, step.reward, step.done, terminated=torch.zeros_like(step.done),
+                          truncated=step.done, final_obs=step.final_obs, final_state=step.final_state)
+
+
+@pytest.mark.parametrize("ippo", [False, True])
+def test_truncated_steps_bootstrap_from_the_critic_state_that_reached_them(ippo):
+    env = TruncatedCue(3, n_agents=2, horizon=3, seed=2)
+    cfg = mappo.MAPPOConfig(env="cue", n_agents=2, horizon=3, num_envs=3, rollout_steps=5, chunk_length=4, minibatches=1,
+                            recurrent=True, ippo=ippo, actor_hidden=(8, 8), critic_hidden=(8, 8))
+    torch.manual_seed(0)
+    model = mappo.MAPPO(env.spec, cfg)
+    rollout, _ = mappo.collect_recurrent(model, env, (*env.reset(seed=2), model.initial_memory(3)), 5, mappo.EpisodeTracker(3, 2, "cpu"))
+    assert rollout.truncated[2].all() and not rollout.truncated[[0, 1, 3, 4]].any()
+    with torch.no_grad():  # replay step 2 from its stored state, then one step on the state it reached, no reset
+        _, after = model.value_sequence(rollout.state[2:3], rollout.obs[2:3], rollout.critic_hidden[2], rollout.starts[2:3])
+        reached, _ = model.value_sequence(rollout.final_state[2:3], rollout.final_obs[2:3], after, torch.zeros(1, 3, dtype=torch.bool))
+    assert torch.allclose(rollout.final_values[2], model.value_normalizer.denormalize(reached[0]), atol=1e-6, rtol=0)
+    assert rollout.final_values[[0, 1, 3, 4]].eq(0).all()
+    plain = CueTask(3, n_agents=2, horizon=3, seed=2)
+    untruncated, _ = mappo.collect_recurrent(model, plain, (*plain.reset(seed=2), model.initial_memory(3)), 5,
+                                             mappo.EpisodeTracker(3, 2, "cpu"))
+    assert untruncated.final_values is None
 
 
 def test_recurrent_update_moves_the_policy_and_reports_its_diagnostics():

@@ -431,10 +431,13 @@ def collect_recurrent(model: MAPPO, env, start, steps: int, tracker: EpisodeTrac
                                ("starts", memory.starts), ("actor_hidden", memory.actor), ("critic_hidden", memory.critic)):
                 buffers[key].append(value)
             step = env.step(actions[0])
-            no_reset = torch.zeros_like(starts)
-            final_values, _ = model.value_sequence(step.final_state.unsqueeze(0), step.final_obs.unsqueeze(0), critic_next, no_reset)
+            final_values = torch.zeros_like(values[0])  # V(x'_t) is needed only where an episode was truncated
+            if bool(step.truncated.any()):
+                final_values, _ = model.value_sequence(step.final_state.unsqueeze(0), step.final_obs.unsqueeze(0), critic_next,
+                                                       torch.zeros_like(starts))
+                final_values = denorm(final_values[0])
             for key, value in (("rewards", step.reward), ("dones", agent_dones(step)), ("truncated", agent_truncations(step)),
-                               ("final_obs", step.final_obs), ("final_state", step.final_state), ("final_values", denorm(final_values[0]))):
+                               ("final_obs", step.final_obs), ("final_state", step.final_state), ("final_values", final_values)):
                 buffers[key].append(value)
             tracker.add(step.reward, step.done)
             obs, state, memory = step.obs, step.state, Memory(actor_next, critic_next, step.done.clone())
