@@ -816,13 +816,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=MAPPOConfig.lr)
     parser.add_argument("--recurrent", action="store_true", help="GRU actors and critics trained on sequence chunks")
     parser.add_argument("--chunk-length", type=int, default=MAPPOConfig.chunk_length, help="steps per training chunk (--recurrent)")
+    parser.add_argument("--horizon", type=int, default=MAPPOConfig.horizon, help="steps per episode")
 
 
 def config_from_args(args: argparse.Namespace) -> MAPPOConfig:
     return MAPPOConfig(
         env=args.env, total_frames=args.total_frames, seed=args.seed, device=args.device, ippo=args.ippo,
         share=not args.no_share, continuous=args.continuous, n_agents=args.n_agents, num_envs=args.num_envs, lr=args.lr,
-        recurrent=args.recurrent, chunk_length=args.chunk_length,
+        recurrent=args.recurrent, chunk_length=args.chunk_length, horizon=args.horizon,
     )
 
 
