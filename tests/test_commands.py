@@ -53,7 +53,8 @@ def stated_default(command, flag: str) -> str:
 
 
 @pytest.mark.parametrize("flag, field", [("--total-frames", "total_frames"), ("--n-agents", "n_agents"),
-                                         ("--num-envs", "num_envs"), ("--lr", "lr")])
+                                         ("--num-envs", "num_envs"), ("--lr", "lr"), ("--chunk-length", "chunk_length"),
+                                         ("--horizon", "horizon")])
 def test_mappo_help_states_the_configs_defaults(flag, field):
     assert float(stated_default(marlpg.mappo, flag)) == getattr(mappo.MAPPOConfig(), field)
 

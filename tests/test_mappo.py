@@ -65,16 +65,23 @@ def test_config_rejects_bad_values(name, value):
 
 @pytest.mark.parametrize(
     "flags",
-    [dict(), dict(share=False), dict(roles=(0, 1, 1)), dict(ippo=True), dict(continuous=True, share=False, ippo=True)],
-    ids=["shared", "separate", "roles", "ippo", "continuous"],
+    [dict(), dict(share=False), dict(roles=(0, 1, 1)), dict(ippo=True), dict(continuous=True, share=False, ippo=True),
+     dict(recurrent=True), dict(recurrent=True, roles=(0, 1, 1), ippo=True), dict(recurrent=True, continuous=True, share=False)],
+    ids=["shared", "separate", "roles", "ippo", "continuous", "recurrent", "recurrent-roles-ippo", "recurrent-continuous"],
 )
 def test_deployed_actor_sees_only_its_own_observation_and_id(flags):
-    """Decentralized execution: record every tensor that reaches an actor network while it acts."""
+    """Decentralized execution: record every tensor that reaches an actor network while it acts.
+
+    A recurrent actor's network also takes a hidden state: it must be the one this actor carried
+    from its own previous step (zero at the first), with no reset in between.
+    """
     result = train(MAPPOConfig(**TINY, **flags), progress=False, with_reference=False)
     model = result.model
     spec = model.spec
-    seen: list[torch.Tensor] = []
-    hooks = [actor.net.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone())) for actor in model.actors]
+    recurrent = model.cfg.recurrent
+    seen: list[tuple[torch.Tensor, ...]] = []
+    networks = [actor if recurrent else actor.net for actor in model.actors]
+    hooks = [net.register_forward_pre_hook(lambda _m, args: seen.append(tuple(a.clone() for a in args))) for net in networks]
     from marlpg.envs import make_env
 
     env = make_env("vmas:simple_spread", 4, seed=3, continuous=spec.discrete is False)
@@ -84,8 +91,16 @@ def test_deployed_actor_sees_only_its_own_observation_and_id(flags):
         actions = []
         for i, actor in enumerate(deployed):
             seen.clear()
+            carried = actor.hidden.clone() if recurrent and actor.hidden is not None else None
             actions.append(actor(obs[:, i]))
-            (inputs,) = seen  # one forward pass, one input tensor
+            (call,) = seen  # one forward pass
+            if recurrent:
+                inputs, hidden, starts = call
+                inputs = inputs[0]  # a sequence of one step
+                assert torch.equal(hidden, torch.zeros_like(hidden) if carried is None else carried)
+                assert not starts.any()
+            else:
+                (inputs,) = call
             expected = obs[:, i]
             if model.use_ids:
                 expected = torch.cat([expected, torch.eye(spec.n_agents)[i].expand(4, -1)], dim=-1)
@@ -159,7 +174,7 @@ def test_cli_tiny_budget_writes_curve_and_a_loadable_checkpoint(tmp_path):
     assert action.shape == (5,)
 
 
-@pytest.mark.parametrize("flags", [["--ippo"], ["--no-share", "--continuous"]])
+@pytest.mark.parametrize("flags", [["--ippo"], ["--no-share", "--continuous"], ["--recurrent", "--chunk-length", "5", "--ippo"]])
 def test_cli_flags_run(tmp_path, flags):
     out = run_cli("--total-frames", "800", "--num-envs", "32", "--quiet", "--out", str(tmp_path), *flags)
     assert out.returncode == 0, out.stderr

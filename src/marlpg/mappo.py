@@ -23,14 +23,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-agents", type=int, help="agents in the team (default 3)")
     parser.add_argument("--num-envs", type=int, help="environment copies stepped together (default 256)")
     parser.add_argument("--lr", type=float, help="Adam learning rate of actor and critic (default 0.002)")
+    parser.add_argument("--recurrent", action="store_true", help="GRU actors and critics trained on sequence chunks")
+    parser.add_argument("--chunk-length", type=int, help="steps per training chunk with --recurrent (default 10)")
+    parser.add_argument("--horizon", type=int, help="steps per episode (default 25)")
 
 
 def config_from_args(args: argparse.Namespace):
     from marlpg.algos.mappo import MAPPOConfig
 
     given = {"env": args.env, "total_frames": args.total_frames, "device": args.device, "n_agents": args.n_agents,
-             "num_envs": args.num_envs, "lr": args.lr}
+             "num_envs": args.num_envs, "lr": args.lr, "chunk_length": args.chunk_length, "horizon": args.horizon}
     return MAPPOConfig(seed=args.seed, ippo=args.ippo, share=not args.no_share, continuous=args.continuous,
+                       recurrent=args.recurrent,
                        **{k: v for k, v in given.items() if v is not None})
 
 

@@ -27,6 +27,29 @@ IPPO (``ippo=True``) is the same algorithm with the critic V(o_a) on the agent's
 (plus the time fraction, which both critics get): the ablation that asks what the centralized
 critic buys.
 
+Recurrent MAPPO (``recurrent=True``, ``--recurrent``; Yu et al.'s "rMAPPO"). For partial
+observability the actors and the critic become GRUs (:mod:`marlpg.core.recurrent`). Agent a's
+actor keeps a hidden state over its own observation history,
+
+    h_a,t = GRU(enc(o_a,t), (1 - s_t) h_a,t-1),    u_a,t ~ pi_theta(. | h_a,t),
+
+where s_t = 1 at the first step of an episode (the state is zeroed there). MAPPO's critic runs one
+GRU over the global states, V(x_1..x_t) with one output per agent; IPPO's runs one per agent over
+its own critic input. Collection stores, at every step, the hidden states the step began from, the
+episode starts s_t, and the values V computed on the way (each needs the critic's state). GAE is
+unchanged. Training follows the paper's data chunks: each copy's T steps are cut into
+ceil(T / L) consecutive chunks of L = ``chunk_length`` steps (default 10, as the paper's code), the
+last padded; PPO's epochs shuffle chunks into ``minibatches``; a chunk is replayed from the hidden
+states stored at its first step (not recomputed with the current parameters), resetting wherever
+s_t = 1 inside it; padding and the steps of agents that have left add nothing to any loss (they
+are inactive in every masked mean). Deployed, each actor carries its own hidden state
+(``DeployedActor.reset`` starts a new episode). Departures from marlbenchmark/on-policy: chunks
+never run from one copy's rollout into the next (on-policy lays every (copy, agent) history end
+to end and cuts that line, dropping the remainder when L does not divide it; marlpg pads and
+masks instead); the MAPPO critic has one hidden state per copy, not one per agent; no LayerNorm
+after the GRU and a single tanh layer before it. Hidden states are zeroed at the copy's episode
+start (an agent that has left runs on, masked out). See book/deviations.md.
+
 Run ``python -m marlpg.mappo --help`` for the command line.
 """
 from __future__ import annotations
@@ -45,6 +68,7 @@ from marlpg.core.evaluation import deterministic_return, gap_closed
 from marlpg.core.gae import gae
 from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_prob, mlp
 from marlpg.core.normalizer import RunningNormalizer
+from marlpg.core.recurrent import GRUNet, RecurrentActor, chunk_count, chunk_initial_states, reset_where, to_chunks, valid_steps
 from marlpg.core.runlog import progress_bar
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
@@ -84,6 +108,8 @@ class MAPPOConfig:
     eval_episodes: int = 200
     eval_every: int = 0  # iterations between evaluations during training (0: only at the end)
     update_threads: int | None = None  # CPU threads for updates (None: MARLPG_THREADS, else all; see core.threads)
+    recurrent: bool = False  # GRU actors and critics trained on sequence chunks (see "Recurrent MAPPO" above)
+    chunk_length: int = 10  # steps per training chunk of a recurrent model
 
     def __post_init__(self):
         self.actor_hidden = tuple(self.actor_hidden)
@@ -102,6 +128,16 @@ class MAPPOConfig:
         for name in ("clip", "lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
+        self._check_recurrent()
+
+    def _check_recurrent(self) -> None:
+        chunks = self.num_envs * chunk_count(self.rollout_steps, self.chunk_length)
+        if self.recurrent and self.minibatches > chunks:
+            raise ValueError(
+                f"minibatches={self.minibatches} exceeds the {chunks} chunks of one recurrent rollout (num_envs="
+                f"{self.num_envs} x ceil(rollout_steps={self.rollout_steps} / chunk_length={self.chunk_length})); "
+                "use at most that many"
+            )
 
     @property
     def frames_per_iteration(self) -> int:
@@ -128,11 +164,14 @@ class MAPPO(nn.Module):
         self.use_ids = cfg.agent_id and any(len(members) > 1 for members in self.groups)
         actor_in = spec.obs_dim + (spec.n_agents if self.use_ids else 0)
         make_actor = CategoricalActor if spec.discrete else GaussianActor
-        self.actors = nn.ModuleList(make_actor(actor_in, spec.n_actions, cfg.actor_hidden) for _ in self.groups)
-        if cfg.ippo:  # V(o_a): one output per agent row, with the agent's ID so one network can serve all
-            self.critic = mlp(spec.obs_dim + spec.n_agents + 1, cfg.critic_hidden, 1)
-        else:  # V(x): one network, one output per agent (identical targets when the reward is shared)
-            self.critic = mlp(spec.state_dim, cfg.critic_hidden, spec.n_agents)
+        if cfg.recurrent:  # GRU actors and critic: see "Recurrent MAPPO" in the module docstring
+            self.actors, self.critic = recurrent_networks(spec, cfg, actor_in, len(self.groups))
+        else:
+            self.actors = nn.ModuleList(make_actor(actor_in, spec.n_actions, cfg.actor_hidden) for _ in self.groups)
+            if cfg.ippo:  # V(o_a): one output per agent row, with the agent's ID so one network can serve all
+                self.critic = mlp(spec.obs_dim + spec.n_agents + 1, cfg.critic_hidden, 1)
+            else:  # V(x): one network, one output per agent (identical targets when the reward is shared)
+                self.critic = mlp(spec.state_dim, cfg.critic_hidden, spec.n_agents)
         self.value_normalizer = RunningNormalizer()
 
     def actor_input(self, obs: torch.Tensor) -> torch.Tensor:
@@ -152,6 +191,7 @@ class MAPPO(nn.Module):
 
         ``action_mask`` (``[..., n, U]`` bool, discrete only) removes the illegal actions.
         """
+        self._feed_forward_only("policy")
         inputs = self.actor_input(obs)
         out = self._per_group(inputs, lambda actor, x: actor.net(x))
         if self.spec.discrete:
@@ -160,13 +200,93 @@ class MAPPO(nn.Module):
         return Normal(out, log_std.exp())
 
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        self._feed_forward_only("act_deterministic")
         return self._per_group(self.actor_input(obs), lambda actor, x: actor.deterministic(x))
 
     def value(self, state: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """The critic's output in normalized units, ``[..., n]``."""
+        self._feed_forward_only("value")
         if self.cfg.ippo:
             return self.critic(local_critic_input(obs, state)).squeeze(-1)
         return self.critic(state)
+
+    # --- recurrent models (cfg.recurrent): sequences [L, B, ...] with hidden states --------------
+
+    def _feed_forward_only(self, method: str) -> None:
+        if self.cfg.recurrent:
+            raise ValueError(f"MAPPO.{method} takes one step without memory; a recurrent model needs {method}_sequence")
+
+    def initial_memory(self, num_envs: int) -> "Memory":
+        """Zero hidden states for ``num_envs`` copies whose next step is an episode's first."""
+        device = next(self.parameters()).device
+        n = self.spec.n_agents
+        critic_rows = (num_envs, n) if self.cfg.ippo else (num_envs,)
+        return Memory(
+            actor=torch.zeros(num_envs, n, self.actors[0].hidden_size, device=device),
+            critic=torch.zeros(*critic_rows, self.critic.hidden_size, device=device),
+            starts=torch.ones(num_envs, dtype=torch.bool, device=device),
+        )
+
+    def _per_group_recurrent(self, inputs: torch.Tensor, hidden: torch.Tensor, starts: torch.Tensor):
+        """Each group's GRU over its agents' rows ``inputs [L, B, n, d]`` from ``hidden [B, n, H]``;
+        outputs ``[L, B, n, out]`` and last states ``[B, n, H]``, in agent order."""
+        outs, states = [], []
+        for actor, members in zip(self.actors, self.groups):
+            rows = inputs[..., members, :]
+            out, last = actor(rows, hidden[..., members, :], starts.unsqueeze(-1).expand(rows.shape[:-1]))
+            outs.append(out)
+            states.append(last)
+        if len(self.groups) == 1:
+            return outs[0], states[0]
+        return torch.cat(outs, -2).index_select(-2, self._order), torch.cat(states, -2).index_select(-2, self._order)
+
+    def policy_sequence(self, obs, actor_hidden, starts, action_mask=None):
+        """The joint policy at every step of ``obs [L, B, n, d]`` and the actors' last hidden states.
+
+        ``actor_hidden [B, n, H]`` is the state before the first step; ``starts [L, B]`` marks the
+        steps where an episode begins (the state is zeroed there first).
+        """
+        out, last = self._per_group_recurrent(self.actor_input(obs), actor_hidden, starts)
+        if self.spec.discrete:
+            return Categorical(logits=masked_logits(out, action_mask)), last
+        log_std = torch.cat([a.log_std.expand(len(m), -1) for a, m in zip(self.actors, self.groups)]).index_select(0, self._order)
+        return Normal(out, log_std.exp().expand_as(out)), last
+
+    def act_deterministic_sequence(self, obs, actor_hidden, starts):
+        """Greedy actions ``[L, B, n(, da)]`` and the actors' last hidden states."""
+        out, last = self._per_group_recurrent(self.actor_input(obs), actor_hidden, starts)
+        return self.actors[0].deterministic(out), last
+
+    def value_sequence(self, state, obs, critic_hidden, starts):
+        """The critic's outputs ``[L, B, n]`` (normalized units) and its last hidden state.
+
+        MAPPO: one GRU over the global state ``[L, B, ds]`` (hidden ``[B, H]``); IPPO: a GRU per
+        agent row over its own critic input (hidden ``[B, n, H]``).
+        """
+        if self.cfg.ippo:
+            inputs = local_critic_input(obs, state)
+            out, last = self.critic(inputs, critic_hidden, starts.unsqueeze(-1).expand(inputs.shape[:-1]))
+            return out.squeeze(-1), last
+        return self.critic(state, critic_hidden, starts)
+
+
+@dataclass
+class Memory:
+    """What a recurrent model carries from one step to the next in ``E`` copies."""
+
+    actor: torch.Tensor  # [E, n, H]: the actors' hidden states
+    critic: torch.Tensor  # [E, H] (MAPPO) or [E, n, H] (IPPO)
+    starts: torch.Tensor  # [E] bool: the next step is the first of an episode
+
+
+def recurrent_networks(spec: EnvSpec, cfg: MAPPOConfig, actor_in: int, n_groups: int) -> tuple[nn.ModuleList, GRUNet]:
+    """GRU actors (one per group) and a GRU critic: V(x_1..x_t) with n outputs, or V(o_1..o_t) per agent (IPPO)."""
+    actors = nn.ModuleList(
+        RecurrentActor(actor_in, spec.n_actions, cfg.actor_hidden, continuous=not spec.discrete) for _ in range(n_groups)
+    )
+    if cfg.ippo:
+        return actors, GRUNet(spec.obs_dim + spec.n_agents + 1, cfg.critic_hidden, 1)
+    return actors, GRUNet(spec.state_dim, cfg.critic_hidden, spec.n_agents)
 
 
 def local_critic_input(obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -206,6 +326,9 @@ class Rollout:
     final_state: torch.Tensor | None = None  # [T, E, ds]
     active: torch.Tensor | None = None  # [T, E, n] bool: agents that acted (None: all)
     action_mask: torch.Tensor | None = None  # [T, E, n, U] bool legal actions (None: all)
+    starts: torch.Tensor | None = None  # recurrent: [T, E] bool, step t is an episode's first
+    actor_hidden: torch.Tensor | None = None  # recurrent: [T, E, n, H], the actors' states before step t
+    critic_hidden: torch.Tensor | None = None  # recurrent: [T, E, H] or [T, E, n, H], the critic's
 
 
 @dataclass
@@ -284,6 +407,63 @@ def with_values(model: MAPPO, rollout: Rollout, next_start) -> Rollout:
         )
 
 
+def collect_recurrent(model: MAPPO, env, start, steps: int, tracker: EpisodeTracker):
+    """``collect`` for a recurrent model; ``start`` is ``(obs, state, memory)``.
+
+    Each step stores the hidden states it began from (before the reset of an episode's first step)
+    and where episodes start. The critic's values are computed while acting, since each needs the
+    critic's state: V(x_t), V(x_T) after the last step and V(x'_t) of the state a step reached.
+    """
+    with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
+        obs, state, memory = start
+        denorm = model.value_normalizer.denormalize if model.cfg.value_norm else (lambda v: v)
+        names = ("obs", "state", "actions", "log_probs", "values", "rewards", "dones", "truncated", "final_obs",
+                 "final_state", "final_values", "active", "action_mask", "starts", "actor_hidden", "critic_hidden")
+        buffers = {k: [] for k in names}
+        for _ in range(steps):
+            mask = current_action_mask(env)
+            starts = memory.starts.unsqueeze(0)
+            dist, actor_next = model.policy_sequence(obs.unsqueeze(0), memory.actor, starts, None if mask is None else mask.unsqueeze(0))
+            values, critic_next = model.value_sequence(state.unsqueeze(0), obs.unsqueeze(0), memory.critic, starts)
+            actions = dist.sample()
+            for key, value in (("obs", obs), ("state", state), ("actions", actions[0]), ("log_probs", log_prob(dist, actions)[0]),
+                               ("values", denorm(values[0])), ("active", acting_agents(env)), ("action_mask", mask),
+                               ("starts", memory.starts), ("actor_hidden", memory.actor), ("critic_hidden", memory.critic)):
+                buffers[key].append(value)
+            step = env.step(actions[0])
+            final_values = torch.zeros_like(values[0])  # V(x'_t) is needed only where an episode was truncated
+            if bool(step.truncated.any()):
+                final_values, _ = model.value_sequence(step.final_state.unsqueeze(0), step.final_obs.unsqueeze(0), critic_next,
+                                                       torch.zeros_like(starts))
+                final_values = denorm(final_values[0])
+            for key, value in (("rewards", step.reward), ("dones", agent_dones(step)), ("truncated", agent_truncations(step)),
+                               ("final_obs", step.final_obs), ("final_state", step.final_state), ("final_values", final_values)):
+                buffers[key].append(value)
+            tracker.add(step.reward, step.done)
+            obs, state, memory = step.obs, step.state, Memory(actor_next, critic_next, step.done.clone())
+        stacked = {k: (None if v[0] is None else torch.stack(v)) for k, v in buffers.items()}
+        if not bool(stacked["truncated"].any()):
+            stacked["final_values"] = None
+        last_value, _ = model.value_sequence(state.unsqueeze(0), obs.unsqueeze(0), memory.critic, memory.starts.unsqueeze(0))
+        return Rollout(**stacked, last_value=denorm(last_value[0])), (obs, state, memory)
+
+
+def recurrent_greedy_policy(model: MAPPO, num_envs: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A stateful greedy ``act(obs)`` for :func:`marlpg.core.evaluation.deterministic_return`.
+
+    Its memory starts at zero and is never reset after that, which is right there: only the first
+    episode of every copy counts.
+    """
+    hidden = [model.initial_memory(num_envs).actor]
+    no_reset = torch.zeros(1, num_envs, dtype=torch.bool, device=hidden[0].device)
+
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        actions, hidden[0] = model.act_deterministic_sequence(obs.unsqueeze(0), hidden[0], no_reset)
+        return actions[0]
+
+    return act
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean of ``x`` over the entries where ``mask`` holds (all of them without a mask)."""
     if mask is None:
@@ -305,13 +485,25 @@ def ppo_losses(model: MAPPO, batch: dict, cfg: MAPPOConfig) -> tuple[torch.Tenso
 
 def ppo_losses_and_ratio(model: MAPPO, batch: dict, cfg: MAPPOConfig):
     """``ppo_losses`` and the log-ratio log pi_theta - log pi_old of every sample (for the diagnostics)."""
-    active = batch.get("active")
     dist = model.policy(batch["obs"], batch.get("action_mask"))
+    return surrogate_losses(dist, model.value(batch["state"], batch["obs"]), batch, cfg)
+
+
+def recurrent_ppo_losses_and_ratio(model: MAPPO, batch: dict, cfg: MAPPOConfig):
+    """``ppo_losses_and_ratio`` on a minibatch of chunks: ``[L, B, ...]`` sequences, ``[B, ...]`` initial states."""
+    dist, _ = model.policy_sequence(batch["obs"], batch["actor_hidden"], batch["starts"], batch.get("action_mask"))
+    values, _ = model.value_sequence(batch["state"], batch["obs"], batch["critic_hidden"], batch["starts"])
+    return surrogate_losses(dist, values, batch, cfg)
+
+
+def surrogate_losses(dist, values: torch.Tensor, batch: dict, cfg: MAPPOConfig):
+    """Policy loss, entropy, critic loss and log-ratio from the new policy ``dist`` and the critic's ``values``."""
+    active = batch.get("active")
     new_log_probs = log_prob(dist, batch["actions"])
     surrogate = clipped_surrogate(new_log_probs, batch["log_probs"], batch["advantages"], cfg.clip)
     policy_loss = -masked_mean(surrogate, active)
     ent = masked_mean(entropy(dist), active)
-    value_loss = 0.5 * masked_mean((model.value(batch["state"], batch["obs"]) - batch["targets"]).pow(2), active)
+    value_loss = 0.5 * masked_mean((values - batch["targets"]).pow(2), active)
     return policy_loss, ent, value_loss, (new_log_probs - batch["log_probs"]).detach()
 
 
@@ -393,29 +585,68 @@ def update(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generat
     }
     flat = {k: v.flatten(0, 1) for k, v in flat.items() if v is not None}
     samples = flat["obs"].shape[0]
-    actor_opt, critic_opt = optimizers
     stats = torch.zeros(len(DIAGNOSTICS))
     for _ in range(cfg.epochs):
         for index in minibatch_indices(samples, cfg.minibatches, generator, rollout.obs.device):
             batch = {k: v[index] for k, v in flat.items()}
-            policy_loss, ent, value_loss, log_ratio = ppo_losses_and_ratio(model, batch, cfg)
-            actor_opt.zero_grad(set_to_none=True)
-            critic_opt.zero_grad(set_to_none=True)
-            (policy_loss - cfg.entropy_coef * ent + value_loss).backward()
-            actor_norm = nn.utils.clip_grad_norm_(model.actors.parameters(), cfg.max_grad_norm)
-            critic_norm = nn.utils.clip_grad_norm_(model.critic.parameters(), cfg.max_grad_norm)
-            actor_opt.step()
-            critic_opt.step()
-            kl, clipped = ppo_diagnostics(log_ratio, batch["active"], cfg.clip)
-            row = [policy_loss.detach(), ent.detach(), value_loss.detach(), kl, clipped, actor_norm, critic_norm]
-            stats += torch.stack([x.float() for x in row]).cpu()
+            stats += optimizer_step(model, optimizers, cfg, ppo_losses_and_ratio(model, batch, cfg), batch["active"])
+    stats /= cfg.epochs * cfg.minibatches
+    return {**dict(zip(DIAGNOSTICS, stats.tolist())), "explained_variance": explained}
+
+
+def optimizer_step(model: MAPPO, optimizers, cfg: MAPPOConfig, losses, active: torch.Tensor) -> torch.Tensor:
+    """One Adam step of the actors and of the critic on a minibatch's losses; its row of ``DIAGNOSTICS``."""
+    policy_loss, ent, value_loss, log_ratio = losses
+    actor_opt, critic_opt = optimizers
+    actor_opt.zero_grad(set_to_none=True)
+    critic_opt.zero_grad(set_to_none=True)
+    (policy_loss - cfg.entropy_coef * ent + value_loss).backward()
+    actor_norm = nn.utils.clip_grad_norm_(model.actors.parameters(), cfg.max_grad_norm)
+    critic_norm = nn.utils.clip_grad_norm_(model.critic.parameters(), cfg.max_grad_norm)
+    actor_opt.step()
+    critic_opt.step()
+    kl, clipped = ppo_diagnostics(log_ratio, active, cfg.clip)
+    row = [policy_loss.detach(), ent.detach(), value_loss.detach(), kl, clipped, actor_norm, critic_norm]
+    return torch.stack([x.float() for x in row]).cpu()
+
+
+def recurrent_chunks(rollout: Rollout, advantages: torch.Tensor, targets: torch.Tensor, active: torch.Tensor,
+                     chunk_length: int) -> tuple[dict, dict]:
+    """The rollout cut into chunks (see :mod:`marlpg.core.recurrent`): ``[L, C E, ...]`` sequences
+    and ``[C E, ...]`` initial hidden states. Padding is inactive, with every action legal."""
+    steps, copies = rollout.rewards.shape[:2]
+    per_step = {
+        "obs": rollout.obs, "state": rollout.state, "actions": rollout.actions, "log_probs": rollout.log_probs,
+        "advantages": advantages, "targets": targets, "active": active, "starts": rollout.starts,
+        "action_mask": rollout.action_mask,
+    }
+    sequences = {k: to_chunks(v, chunk_length, fill=k == "action_mask") for k, v in per_step.items() if v is not None}
+    sequences["active"] = sequences["active"] & valid_steps(steps, copies, chunk_length, active.device).unsqueeze(-1)
+    initial = {k: chunk_initial_states(getattr(rollout, k), chunk_length) for k in ("actor_hidden", "critic_hidden")}
+    return sequences, initial
+
+
+def update_recurrent(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generator: torch.Generator) -> dict:
+    """``update`` for a recurrent model: PPO epochs over minibatches of chunks of ``cfg.chunk_length`` steps,
+    each replayed from its stored hidden state. Returns the same diagnostics."""
+    advantages, targets, returns = advantages_and_targets(model, rollout, cfg)
+    active = rollout.active if rollout.active is not None else torch.ones_like(advantages, dtype=torch.bool)
+    explained = explained_variance(rollout.values[active], returns[active])
+    sequences, initial = recurrent_chunks(rollout, advantages, targets, active, cfg.chunk_length)
+    stats = torch.zeros(len(DIAGNOSTICS))
+    for _ in range(cfg.epochs):
+        for index in minibatch_indices(sequences["obs"].shape[1], cfg.minibatches, generator, rollout.obs.device):
+            batch = {k: v[:, index] for k, v in sequences.items()} | {k: v[index] for k, v in initial.items()}
+            losses = recurrent_ppo_losses_and_ratio(model, batch, cfg)
+            stats += optimizer_step(model, optimizers, cfg, losses, batch["active"])
     stats /= cfg.epochs * cfg.minibatches
     return {**dict(zip(DIAGNOSTICS, stats.tolist())), "explained_variance": explained}
 
 
 def evaluate(model: MAPPO, env, episodes_seed: int) -> float:
     """Mean episode return per agent of the deterministic policy: one episode in every copy of ``env``."""
-    return deterministic_return(model.act_deterministic, env, episodes_seed)
+    act = recurrent_greedy_policy(model, env.num_envs) if model.cfg.recurrent else model.act_deterministic
+    return deterministic_return(act, env, episodes_seed)
 
 
 def make_envs(cfg: MAPPOConfig, device: torch.device):
@@ -462,15 +693,18 @@ def train(
     result = TrainResult(cfg, model, reference=reference)
     tracker = EpisodeTracker(cfg.num_envs, train_env.spec.n_agents, device)
     start = train_env.reset(seed=cfg.seed)
+    collect_steps, update_model = (collect_recurrent, update_recurrent) if cfg.recurrent else (collect, update)
+    if cfg.recurrent:
+        start = (*start, model.initial_memory(cfg.num_envs))
     bar = progress_bar(cfg.iterations * cfg.frames_per_iteration, progress, "MAPPO" if not cfg.ippo else "IPPO")
     update_threads = update_thread_count(cfg.update_threads)
     began = time.perf_counter()
     for iteration in range(1, cfg.iterations + 1):
         with cpu_threads(1):
-            rollout, start = collect(model, train_env, start, cfg.rollout_steps, tracker)
+            rollout, start = collect_steps(model, train_env, start, cfg.rollout_steps, tracker)
         lr = set_learning_rate(optimizers, cfg, iteration)
         with cpu_threads(update_threads):
-            stats = update(model, rollout, optimizers, cfg, generator)
+            stats = update_model(model, rollout, optimizers, cfg, generator)
         result.frames += cfg.frames_per_iteration
         episode_return = tracker.pop_mean()
         row = {
@@ -512,6 +746,10 @@ class DeployedActor:
 
     Nothing else reaches the network: not the global state, not other agents' observations or
     actions. Only the agent's own observation and (for a shared actor) its fixed one-hot ID.
+
+    A recurrent actor also carries its own hidden state from call to call, so it acts on its own
+    observation history; call ``reset()`` before a new episode (``reset(starts)`` with a ``[B]``
+    bool tensor forgets only the rows of a batch whose episode starts).
     """
 
     def __init__(self, model: MAPPO, agent_index: int):
@@ -521,6 +759,15 @@ class DeployedActor:
         self.network = model.actors[model.group_of[agent_index]]
         self.agent_id = torch.eye(n)[agent_index] if model.use_ids else None
         self.obs_dim = model.spec.obs_dim
+        self.recurrent = model.cfg.recurrent
+        self.hidden: torch.Tensor | None = None  # recurrent only: [*batch, H], None before the first step
+
+    def reset(self, starts: torch.Tensor | None = None) -> None:
+        """Forget the observation history: all of it, or the rows where ``starts`` holds."""
+        if starts is None or self.hidden is None:
+            self.hidden = None
+        else:
+            self.hidden = reset_where(self.hidden, starts.to(self.hidden.device))
 
     @torch.no_grad()
     def __call__(self, local_obs: torch.Tensor) -> torch.Tensor:
@@ -529,7 +776,22 @@ class DeployedActor:
         inputs = local_obs
         if self.agent_id is not None:
             inputs = torch.cat([local_obs, self.agent_id.to(local_obs).expand(*local_obs.shape[:-1], -1)], dim=-1)
+        if self.recurrent:
+            return self._recurrent_step(inputs)
         return self.network.deterministic(inputs)
+
+    def _recurrent_step(self, inputs: torch.Tensor) -> torch.Tensor:
+        batch = inputs.shape[:-1]
+        if self.hidden is None:
+            self.hidden = inputs.new_zeros(*batch, self.network.hidden_size)
+        elif self.hidden.shape[:-1] != batch:
+            raise ValueError(
+                f"this actor's history has batch shape {tuple(self.hidden.shape[:-1])}; got observations of batch "
+                f"shape {tuple(batch)} (call reset() before acting on another batch)"
+            )
+        no_reset = torch.zeros(1, *batch, dtype=torch.bool, device=inputs.device)
+        out, self.hidden = self.network(inputs.unsqueeze(0), self.hidden, no_reset)
+        return self.network.deterministic(out[0])
 
 
 def save_actors(model: MAPPO, path: str | Path) -> Path:

@@ -5,6 +5,8 @@
 ParallelEnv from the ``mpe2`` package. Any VMAS scenario name or PettingZoo module works.
 ``make_env("pricing", num_envs=64, n_agents=2, horizon=1)`` builds marlpg's price-setting game
 (:mod:`marlpg.envs.pricing`; its prices are always continuous); ``horizon=1`` is the one-shot game.
+``make_env("cue", num_envs=64, n_agents=2, horizon=3, n_cues=3)`` builds the cue task
+(:mod:`marlpg.envs.cue`), where a policy without memory cannot beat chance.
 """
 from __future__ import annotations
 
@@ -41,6 +43,12 @@ def make_env(
         from .pricing import PricingEnv
 
         return PricingEnv(num_envs, n_agents=n_agents, horizon=horizon, device=device, seed=seed, **kwargs)
+    if name == "cue":  # remember a cue seen at the first step until the last (marlpg.envs.cue)
+        from .cue import CueTask
+
+        if continuous:
+            raise ValueError("the 'cue' task has discrete actions only; got continuous=True")
+        return CueTask(num_envs, n_agents=n_agents, horizon=horizon, device=device, seed=seed, **kwargs)
     if name in ("credit", "climbing"):  # one-step matrix games with known optima (marlpg.envs.matrix_games)
         from .matrix_games import make_matrix_game
 
