@@ -17,7 +17,8 @@ one ``jax.vmap`` of a single jit-compiled step (auto-reset included) on JAX's CP
 * Episodes end when one team is wiped out (a termination) or at the time limit. The time limit
   ``max_steps`` defaults to ``horizon`` and then counts as a termination (the state carries the
   time feature, see :mod:`marlpg.envs.protocol`); a ``max_steps`` below ``horizon`` cuts episodes
-  short of the task's horizon and those ends are ``truncated``.
+  short of the task's horizon and those ends are ``truncated``. (JaxMARL's own SMAX checks its limit
+  before counting the step and so plays ``max_steps + 1`` steps; here an episode lasts at most ``max_steps``.)
 * ``won [E]`` (an extra field of the returned :class:`SmaxTransition`): the episode ended this
   step with every enemy dead and at least one ally alive. JaxMARL's own log wrapper infers a win
   from a step reward of at least 1 (the win bonus); reading the units' state says the same without
@@ -188,11 +189,13 @@ class SmaxEnv:
             state, key = carry
             key, step_key, reset_key = jax.random.split(key, 3)
             was_alive = state.state.unit_alive[:n_allies]
-            obs, reached, rewards, dones, _ = env.step_env(step_key, state, {a: actions[i] for i, a in enumerate(agents)})
+            obs, reached, rewards, _, _ = env.step_env(step_key, state, {a: actions[i] for i, a in enumerate(agents)})
             units = reached.state.unit_alive
             alive, enemies_left = units[:n_allies], units[n_allies:].any()
             battle_over = ~alive.any() | ~enemies_left
-            done = dones["__all__"]
+            # JaxMARL tests its time limit before counting the step, so its episodes last max_steps + 1 steps;
+            # here they end after exactly max_steps (SMAX's own test then never fires first).
+            done = battle_over | (reached.state.step >= self.max_steps)
             truncated = done & ~battle_over & truncating
             final = view(obs, reached, alive)
             reset_obs, fresh = env.reset(reset_key)
