@@ -39,6 +39,7 @@ reproducible from one seed and never touches torch's or NumPy's generators.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from functools import partial
@@ -48,6 +49,8 @@ import torch
 from .protocol import EnvSpec, Observation, Transition, check_actions
 
 DEFAULT_MAX_STEPS = 100  # JaxMARL's own SMAX time limit
+_FLOATS = ("obs", "state", "reward", "final_obs", "final_state")  # what one step hands over, packed in this order
+_FLAGS = ("done", "terminated", "truncated", "won", "alive", "acting", "action_mask")
 
 
 class SmaxTransition(Transition):
@@ -212,25 +215,52 @@ class SmaxEnv:
         def strong(tree):  # the same dtypes, never weak ones, so that reset's carry and step's compile once
             return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), tree)
 
-        self._reset_fn = jax.jit(lambda keys: strong(jax.vmap(reset_one)(keys)))
-        self._step_fn = jax.jit(lambda carry, actions: strong(jax.vmap(step_one)(carry, actions)))
+        def reset_all(keys):
+            carry, (own, global_state, legal) = jax.vmap(reset_one)(keys)
+            return strong((carry, *_pack(dict(obs=own, state=global_state, action_mask=legal))))
+
+        def step_all(carry, actions):
+            carry, out = jax.vmap(step_one)(carry, actions)
+            return strong((carry, *_pack(out)))
+
+        self._reset_fn = jax.jit(reset_all)
+        self._step_fn = jax.jit(step_all)
         self._keys_for = jax.jit(partial(_copy_keys, num_envs=self.num_envs))
 
     # ------------------------------------------------------------------ protocol
+    def _layout(self) -> dict[str, tuple[int, ...]]:
+        """Each output's shape per copy, in the packed order of :func:`_pack` (floats, then flags)."""
+        n, d, ds, u = self.spec.n_agents, self.spec.obs_dim, self.spec.state_dim, self.spec.n_actions
+        return dict(obs=(n, d), state=(ds,), reward=(n,), final_obs=(n, d), final_state=(ds,), done=(), terminated=(),
+                    truncated=(), won=(), alive=(n,), acting=(n,), action_mask=(n, u))
+
+    def _unpack(self, floats, flags, names=_FLOATS + _FLAGS) -> dict[str, torch.Tensor]:
+        """Torch views of the two packed JAX arrays (``names`` packed by :func:`_pack`): one DLPack hand-over
+        each, no copy on the CPU."""
+        packed = {True: self._torch(floats), False: self._torch(flags)}
+        offsets, out = {True: 0, False: 0}, {}
+        for name, shape in self._layout().items():
+            if name in names:
+                kind, width = name in _FLOATS, math.prod(shape)
+                out[name] = packed[kind][:, offsets[kind]:offsets[kind] + width].reshape(self.num_envs, *shape)
+                offsets[kind] += width
+        return out
+
     def _torch(self, array) -> torch.Tensor:
         return torch.from_dlpack(array).to(self.device)
 
     def reset(self, seed: int | None = None) -> Observation:
-        seed = self._seed if seed is None else int(seed)
         import jax
 
-        carry, (obs, state, legal) = self._reset_fn(self._keys_for(seed))
+        seed = self._seed if seed is None else int(seed)
+        carry, floats, flags = self._reset_fn(self._keys_for(seed))
         # Committed to the CPU like step()'s outputs (whose actions come committed through DLPack), else
         # the step would compile twice: once for reset's uncommitted carry, once for its own.
         self._carry = jax.device_put(carry, jax.devices("cpu")[0])
+        t = self._unpack(floats, flags, names=("obs", "state", "action_mask"))
         self.acting = torch.ones(self.num_envs, self.spec.n_agents, dtype=torch.bool, device=self.device)
-        self.action_mask = self._torch(legal)
-        return Observation(self._torch(obs), self._torch(state))
+        self.action_mask = t["action_mask"]
+        return Observation(t["obs"], t["state"])
 
     def step(self, actions: torch.Tensor) -> SmaxTransition:
         if self._carry is None:
@@ -239,8 +269,8 @@ class SmaxEnv:
         import jax
 
         jax_actions = jax.dlpack.from_dlpack(actions.detach().to("cpu", torch.int32).contiguous())
-        self._carry, out = self._step_fn(self._carry, jax_actions)
-        t = {k: self._torch(v) for k, v in out.items()}
+        self._carry, floats, flags = self._step_fn(self._carry, jax_actions)
+        t = self._unpack(floats, flags)
         self.acting, self.action_mask = t["acting"], t["action_mask"]
         return SmaxTransition(
             t["obs"], t["state"], t["reward"], t["done"], terminated=t["terminated"], truncated=t["truncated"],
@@ -251,6 +281,18 @@ class SmaxEnv:
     def unit_health(self) -> torch.Tensor:
         """``[E, n_allies + n_enemies]`` current health of every unit (allies first): for tests and plots."""
         return self._torch(self._carry[0].state.unit_health)
+
+
+def _pack(out: dict):
+    """The step's outputs as two arrays ``[E, *]`` (float32, bool), in the order of ``SmaxEnv._layout``: two
+    DLPack hand-overs per step instead of twelve, each of which costs more than copying a small array."""
+    import jax.numpy as jnp
+
+    def join(names, dtype):
+        parts = [out[k].reshape(out[k].shape[0], -1).astype(dtype) for k in names if k in out]
+        return jnp.concatenate(parts, axis=1)
+
+    return join(_FLOATS, jnp.float32), join(_FLAGS, bool)
 
 
 def _copy_keys(seed, *, num_envs: int):
