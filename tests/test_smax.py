@@ -193,3 +193,13 @@ def test_actions_outside_the_range_are_refused(short):
     short.reset(seed=0)
     with pytest.raises(ValueError, match=r"0\.\.7"):
         short.step(torch.full((2, 3), 8, dtype=torch.long))
+
+
+def test_the_step_reaches_torch_without_copies(short):
+    """One float and one bool buffer per step, shared with JAX through DLPack; every field is a view of them."""
+    short.reset(seed=0)
+    step = short.step(stand_still(short))
+    floats = {t.untyped_storage().data_ptr() for t in (step.obs, step.state, step.reward, step.final_obs, step.final_state)}
+    flags = {t.untyped_storage().data_ptr() for t in (step.done, step.alive, step.action_mask, step.won, short.acting)}
+    assert len(floats) == 1 and len(flags) == 1
+    assert torch.equal(step.obs, step.final_obs)  # no episode ended at step 1: the next view is the one reached
