@@ -26,11 +26,13 @@ one ``jax.vmap`` of a single jit-compiled step (auto-reset included) on JAX's CP
 * ``spec.roles`` / ``spec.role_names``: each ally's unit type (2s3z: stalkers and zealots), so
   that actors can be shared per kind.
 
-Hand-over to torch: the step's outputs are JAX CPU arrays, handed to torch through DLPack
-(``torch.from_dlpack``, no copy: the tensors share JAX's buffers, which the adapter never donates
-or reuses). Copies remain in two places: the actions, cast to int32 in torch (``[E, n]``, what
-JAX's 32-bit mode takes) before ``jax.dlpack.from_dlpack``, and ``.to(device)`` when ``device`` is
-not the CPU (JAX runs on the CPU here). ``benchmarks/bench_smax.py`` measures the hand-over.
+Hand-over to torch: the jit-compiled step packs its outputs into two JAX CPU arrays (float32 and
+bool), handed to torch through DLPack (``torch.from_dlpack``, no copy: the tensors share JAX's
+buffers, which the adapter never donates or reuses); every field is a view of one of the two.
+Copies remain in three places: the actions, cast to int32 in torch (``[E, n]``, what JAX's 32-bit
+mode takes) before ``jax.dlpack.from_dlpack``; ``Transition`` itself, which derives ``truncated``
+(``truncated & ~terminated``) as a new tensor; and ``.to(device)`` when ``device`` is not the CPU
+(JAX runs on the CPU here). ``benchmarks/bench_smax.py`` measures the hand-over.
 
 Random state: ``reset(seed)`` starts every copy's JAX key from ``seed`` (copy ``i`` gets
 ``fold_in(PRNGKey(seed), i)``); the automatic resets draw from the same per-copy keys, so a run is
