@@ -67,6 +67,8 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     "$venv/bin/python" -m pip install --quiet -r requirements.txt
     "$venv/bin/python" -m pip install --quiet --no-deps -e .
     "$venv/bin/python" -m pip install --quiet "ray[rllib]==2.60.0"  # the [ray] extra, at the version the course is tested with
+    # The [smax] extra (JaxMARL's SMAX on JAX's CPU backend), with torch held where it is.
+    "$venv/bin/python" -m pip install --quiet "jaxmarl==0.2.0" "jax[cpu]==0.10.2" "torch==$("$venv/bin/python" -c 'import torch; print(torch.__version__)')"
     # benchmarks/bench_mappo.py compares with BenchMARL (see benchmarks/requirements.txt for the --no-deps).
     "$venv/bin/python" -m pip install --quiet -r benchmarks/requirements.txt
     "$venv/bin/python" -m pip install --quiet --no-deps "benchmarl==1.5.2"

@@ -5,6 +5,8 @@ from typing import Callable
 
 import torch
 
+from marlpg.envs.protocol import current_action_mask
+
 
 @torch.no_grad()
 def deterministic_return(act: Callable[[torch.Tensor], torch.Tensor], env, episodes_seed: int) -> float:
@@ -34,3 +36,27 @@ def gap_closed(value: float, reference: tuple[float, float] | None) -> float | N
         return None
     random_return, scripted_return = reference
     return (value - random_return) / (scripted_return - random_return)
+
+
+@torch.no_grad()
+def win_rate(act: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], env, episodes_seed: int) -> float:
+    """Fraction of episodes won by ``act`` (observations, legal-action mask -> actions): one episode per copy.
+
+    The environment must report wins as ``step.won`` (``[E]`` bool, set where an episode ends in a won
+    battle: :class:`marlpg.envs.smax_env.SmaxTransition`). ``act`` gets ``env.action_mask`` (None where every
+    action is legal) so that a deterministic policy can keep to the legal actions. Seeding as in
+    :func:`deterministic_return`.
+    """
+    with torch.random.fork_rng(devices=[env.device] if env.device.type == "cuda" else []):
+        torch.manual_seed(episodes_seed)
+        obs, _ = env.reset(seed=episodes_seed)
+        won = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
+        finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
+        while not bool(finished.all()):
+            step = env.step(act(obs, current_action_mask(env)))
+            if not hasattr(step, "won"):
+                raise ValueError(f"{type(env).__name__} reports no wins (its transitions have no 'won' field)")
+            won |= step.won & ~finished
+            finished |= step.done
+            obs = step.obs
+    return won.float().mean().item()

@@ -7,6 +7,9 @@ ParallelEnv from the ``mpe2`` package. Any VMAS scenario name or PettingZoo modu
 (:mod:`marlpg.envs.pricing`; its prices are always continuous); ``horizon=1`` is the one-shot game.
 ``make_env("cue", num_envs=64, n_agents=2, horizon=3, n_cues=3)`` builds the cue task
 (:mod:`marlpg.envs.cue`), where a policy without memory cannot beat chance.
+``make_env("smax:3m", num_envs=64)`` builds a JaxMARL SMAX battle by map name (``"2s3z"``, ``"8m"``, ...;
+the optional ``smax`` extra, :mod:`marlpg.envs.smax_env`); its horizon defaults to SMAX's 100 steps,
+the others' to 25, and its number of agents is the map's.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import torch
 
 from .protocol import BatchedEnv, EnvSpec, Observation, Transition
 
-BACKENDS = ("vmas", "mpe2", "pettingzoo")
+BACKENDS = ("vmas", "mpe2", "pettingzoo", "smax")
+DEFAULT_AGENTS, DEFAULT_HORIZON = 3, 25  # for the tasks whose size is a choice (not SMAX)
 
 
 def parse_env_name(name: str) -> tuple[str, str]:
@@ -32,13 +36,18 @@ def make_env(
     name: str,
     num_envs: int,
     *,
-    n_agents: int = 3,
-    horizon: int = 25,
+    n_agents: int | None = None,
+    horizon: int | None = None,
     continuous: bool = False,
     device: str | torch.device = "cpu",
     seed: int | None = None,
     **kwargs,
 ) -> BatchedEnv:
+    if name.startswith("smax:"):
+        return _make_smax(name, num_envs, n_agents=n_agents, horizon=horizon, continuous=continuous, device=device,
+                          seed=seed, **kwargs)
+    n_agents = DEFAULT_AGENTS if n_agents is None else n_agents
+    horizon = DEFAULT_HORIZON if horizon is None else horizon
     if name == "pricing":
         from .pricing import PricingEnv
 
@@ -64,6 +73,22 @@ def make_env(
 
     module = f"mpe2.{scenario}" if backend == "mpe2" else scenario
     return PettingZooEnv.from_module(module, num_envs, **common, **kwargs)
+
+
+def _make_smax(name, num_envs, *, n_agents, horizon, continuous, device, seed, **kwargs):
+    import warnings
+
+    from .smax_env import DEFAULT_MAX_STEPS, SmaxEnv
+
+    if continuous:
+        raise ValueError(f"{name} is played with discrete actions here; continuous=True is not supported")
+    _, map_name = parse_env_name(name)
+    env = SmaxEnv(map_name, num_envs, horizon=DEFAULT_MAX_STEPS if horizon is None else horizon, device=device,
+                  seed=seed, **kwargs)
+    if n_agents not in (None, env.spec.n_agents):
+        warnings.warn(f"{name} has {env.spec.n_agents} agents (fixed by the map); n_agents={n_agents} was ignored",
+                      stacklevel=3)
+    return env
 
 
 __all__ = ["BatchedEnv", "EnvSpec", "Observation", "Transition", "make_env", "parse_env_name"]

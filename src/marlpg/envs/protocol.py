@@ -58,6 +58,10 @@ class EnvSpec:
     discrete: bool
     n_actions: int  # number of choices when discrete, action dimension when continuous
     horizon: int
+    # Heterogeneous teams (SMAX's 2s3z): each agent's kind, an index into role_names, so that
+    # actors can be shared per kind (MAPPOConfig.roles takes the same tuple). None: one kind.
+    roles: tuple[int, ...] | None = None
+    role_names: tuple[str, ...] | None = None
 
 
 class Observation(NamedTuple):
