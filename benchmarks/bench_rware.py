@@ -78,10 +78,19 @@ def gym_sync_fps(task: str, num_envs: int, actions: torch.Tensor) -> float:
     began = time.perf_counter()
     for step in per_robot:
         obs, _, terminated, truncated, info = vec.step(tuple(step))
-        torch.from_numpy(obs_stack(obs)), torch.from_numpy(info["robot_rewards"]), torch.from_numpy(terminated | truncated)
+        torch.from_numpy(obs_stack(obs)), torch.from_numpy(robot_rewards(info, num_envs)), torch.from_numpy(terminated | truncated)
     fps = len(per_robot) * num_envs / (time.perf_counter() - began)
     vec.close()
     return fps
+
+
+def robot_rewards(info: dict, num_envs: int) -> np.ndarray:
+    """``[E, n]`` per-robot rewards out of SyncVectorEnv's batched infos (a copy that reset keeps its step's in final_info)."""
+    rows = [None] * num_envs
+    for source in (info, info.get("final_info", {})):
+        for e in np.flatnonzero(source.get("_robot_rewards", [])):
+            rows[e] = source["robot_rewards"][e]
+    return np.stack(rows).astype(np.float32)
 
 
 def obs_stack(obs):
