@@ -218,9 +218,10 @@ class RwareEnv:
         self._steps[torch.from_numpy(done)] = 0
         if self.reward == "team":
             rewards[:] = rewards.sum(axis=1, keepdims=True)
-        final = self._observe(final_obs, final_states, reached)
+        following = self._observe(obs_out, states_out, self._steps)
+        final = self._observe(final_obs, final_states, reached) if done.any() else following  # equal unless a copy reset
         return Transition(
-            *self._observe(obs_out, states_out, self._steps),
+            *following,
             torch.from_numpy(rewards).to(self.device),
             torch.from_numpy(done).to(self.device),
             terminated=torch.from_numpy(terminated).to(self.device),
