@@ -159,7 +159,18 @@ def iteration_share(task: str, num_envs: int, rollout_steps: int, iterations: in
           flush=True)
 
 
+def random_return(num_envs: int, seed: int) -> float:
+    """Deliveries per robot in one 500-step episode of uniformly random actions, averaged over ``num_envs`` copies."""
+    env = make_env("rware:rware-tiny-2ag-v2", num_envs, seed=seed)
+    env.reset()
+    actions = random_actions(env.spec.horizon, num_envs, env.spec.n_agents, seed)
+    return torch.stack([env.step(a).reward for a in actions]).sum(0).mean().item()
+
+
 def learning(seeds: int, frames: int, num_envs: int, episodes: int) -> None:
+    randoms = [random_return(episodes, 10_000 + seed) for seed in range(seeds)]
+    print(f"uniform random policy: {statistics.mean(randoms):.3f} deliveries per robot per episode "
+          f"({seeds} x {episodes} episodes)", flush=True)
     print(f"MAPPO vs IPPO on rware-tiny-2ag-v2 (shared actor, 500-step episodes), {frames:,} frames per run, {seeds} seeds; "
           "return = deliveries per robot in a 500-step deterministic episode", flush=True)
     finals: dict[str, list[float]] = {"MAPPO": [], "IPPO": []}
