@@ -13,7 +13,8 @@
      their sum as the reward and the list in ``info`` (where the adapter would have to read it).
    The ratios against ``bare`` say what each layer costs.
 2. The share of a MAPPO iteration (collect + update, marlpg's own functions) spent inside the
-   simulator's ``step``.
+   environment's ``step`` (rware's simulation and the adapter's conversions; the speed table says
+   how they split).
 3. ``--learn``: MAPPO against IPPO (shared actor) on rware-tiny-2ag-v2 for a short budget, a few seeds.
 
     python benchmarks/bench_rware.py            # speed and iteration share (a few minutes)
@@ -154,7 +155,7 @@ def iteration_share(task: str, num_envs: int, rollout_steps: int, iterations: in
         update(model, rollout, optimizers, cfg, generator)
         collecting, updating = collecting + middle - began, updating + time.perf_counter() - middle
     total = collecting + updating
-    print(f"{task:20s} E={num_envs:3d} T={rollout_steps}: {total / iterations:6.2f} s per iteration; simulator step "
+    print(f"{task:20s} E={num_envs:3d} T={rollout_steps}: {total / iterations:6.2f} s per iteration; env.step (rware + adapter) "
           f"{env.seconds / total:5.1%}, rest of collect {(collecting - env.seconds) / total:5.1%}, update {updating / total:5.1%}",
           flush=True)
 
