@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,10 @@ def test_bad_options_are_refused():
 def test_n_agents_that_disagree_with_the_id_warn():
     with pytest.warns(UserWarning, match="rware-tiny-2ag-v2 has 2 robots.*n_agents=3 was ignored"):
         make_env("rware:rware-tiny-2ag-v2", 1, n_agents=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_env("rware:rware-tiny-2ag-v2", 1)  # the id decides; nothing to warn about
+        make_env("rware:rware-tiny-2ag-v2", 1, n_agents=2)
 
 
 def test_summary_groups_robot_counts():
