@@ -3,6 +3,10 @@
 ``make_env("vmas:simple_spread", num_envs=256)`` builds a VMAS scenario;
 ``make_env("mpe2:simple_spread_v3", num_envs=8)`` builds ``num_envs`` copies of a PettingZoo
 ParallelEnv from the ``mpe2`` package. Any VMAS scenario name or PettingZoo module works.
+``make_env("rware:rware-tiny-2ag-v2", num_envs=8)`` builds the multi-robot warehouse
+(:mod:`marlpg.envs.rware_env`; any id the ``rware`` package registers; the id fixes the robots).
+``horizon`` defaults to 25 steps and ``n_agents`` to 3, except for rware, whose ids fix the robots and bring
+their own step limit (500).
 ``make_env("pricing", num_envs=64, n_agents=2, horizon=1)`` builds marlpg's price-setting game
 (:mod:`marlpg.envs.pricing`; its prices are always continuous); ``horizon=1`` is the one-shot game.
 ``make_env("cue", num_envs=64, n_agents=2, horizon=3, n_cues=3)`` builds the cue task
@@ -17,8 +21,8 @@ import torch
 
 from .protocol import BatchedEnv, EnvSpec, Observation, Transition
 
-BACKENDS = ("vmas", "mpe2", "pettingzoo", "smax")
-DEFAULT_AGENTS, DEFAULT_HORIZON = 3, 25  # for the tasks whose size is a choice (not SMAX)
+BACKENDS = ("vmas", "mpe2", "pettingzoo", "smax", "rware")
+DEFAULT_AGENTS, DEFAULT_HORIZON = 3, 25  # for the tasks whose size is a choice (not SMAX, not RWARE)
 
 
 def parse_env_name(name: str) -> tuple[str, str]:
@@ -27,7 +31,7 @@ def parse_env_name(name: str) -> tuple[str, str]:
     if not sep or backend not in BACKENDS or not scenario:
         raise ValueError(
             f"environment {name!r} is not of the form 'backend:scenario' with backend in {BACKENDS} "
-            "(e.g. 'vmas:simple_spread', 'mpe2:simple_spread_v3')"
+            "(e.g. 'vmas:simple_spread', 'mpe2:simple_spread_v3', 'rware:rware-tiny-2ag-v2')"
         )
     return backend, scenario
 
@@ -46,6 +50,9 @@ def make_env(
     if name.startswith("smax:"):
         return _make_smax(name, num_envs, n_agents=n_agents, horizon=horizon, continuous=continuous, device=device,
                           seed=seed, **kwargs)
+    if name.startswith("rware:"):
+        return _make_rware(name, num_envs, n_agents=n_agents, horizon=horizon, continuous=continuous,
+                           device=device, seed=seed, **kwargs)
     n_agents = DEFAULT_AGENTS if n_agents is None else n_agents
     horizon = DEFAULT_HORIZON if horizon is None else horizon
     if name == "pricing":
@@ -88,6 +95,17 @@ def _make_smax(name, num_envs, *, n_agents, horizon, continuous, device, seed, *
     if n_agents not in (None, env.spec.n_agents):
         warnings.warn(f"{name} has {env.spec.n_agents} agents (fixed by the map); n_agents={n_agents} was ignored",
                       stacklevel=3)
+    return env
+
+
+def _make_rware(name, num_envs, *, n_agents, horizon, continuous, device, seed, **kwargs) -> BatchedEnv:
+    from .rware_env import RwareEnv, warn_fixed_agents
+
+    _, scenario = parse_env_name(name)
+    if continuous:
+        raise ValueError(f"{name}: rware's robots take discrete actions; it cannot run with continuous=True")
+    env = RwareEnv(scenario, num_envs, horizon=horizon, device=device, seed=seed, **kwargs)
+    warn_fixed_agents(env, n_agents)
     return env
 
 

@@ -24,7 +24,9 @@ How an episode ended, apart (``done = terminated | truncated``):
   in reinforcement learning"). The actors never see the time feature.
 * ``truncated[e]``: the backend cut the episode short of a terminal state (a PettingZoo
   truncation, a backend time limit below ``H``). The return would have gone on, so targets
-  bootstrap from V(final_state) there: see :func:`marlpg.core.gae.gae`.
+  bootstrap from V(final_state) there: see :func:`marlpg.core.gae.gae`. RWARE is the one
+  exception to the horizon rule above: its warehouse never ends, so its step limit ``H`` is a
+  truncation (:mod:`marlpg.envs.rware_env`).
 
 Per agent: ``alive[e, a]`` is false for an agent that has left its episode (PettingZoo agents
 that terminate before the others); such an agent's observation and reward are 0, its action is
