@@ -70,3 +70,26 @@ def test_bad_input_is_named():
 def test_start_cell_must_be_on_the_grid(small):
     with pytest.raises(ValueError, match="not on the grid"):
         sweep_html(small, n_agents=3, coupling=1.0)
+
+
+def test_axis_ticks_cover_the_curves_and_read_as_numbers(tmp_path):
+    """In Chromium: the ratio axis is ticked up to the curve's top, and large variances read as powers of ten."""
+    import chromium  # tests/chromium.py
+
+    sweep = precompute_sweep(agents=(1, 4, 16), couplings=(0.0, 8.0), seeds=4, steps=60, trace_points=10)
+    page_file = tmp_path / "sweep.html"
+    page_file.write_text("<html><body style='width:690px'>" + sweep_html(sweep, 4, 0.0) + "</body></html>")
+    ratios = sweep.ratio("independent", "state-value")
+    with chromium.launch() as browser:
+        _, page, outside, errors = chromium.open_local_page(browser, page_file)
+        for j in range(len(sweep.couplings)):
+            page.evaluate(f"""() => {{ const c = document.querySelector('input.marlpg-sweep-coupling');
+                c.value = {j}; c.dispatchEvent(new Event('input')); }}""")
+            page.evaluate("""() => { const a = document.querySelector('input.marlpg-sweep-agents');
+                a.value = a.max; a.dispatchEvent(new Event('input')); }""")
+            ratio_ticks = [float(t) for t in page.locator(".marlpg-sweep-ratio-tick").all_text_contents()]
+            assert len(ratio_ticks) >= 3 and ratio_ticks[0] == 0
+            assert ratio_ticks[-1] >= ratios[:, j].max() / 2, (ratio_ticks, ratios[:, j])
+            variance_ticks = page.locator(".marlpg-sweep-ytick").all_text_contents()
+            assert variance_ticks and all(len(label) <= 5 for label in variance_ticks), variance_ticks
+    assert errors == [] and outside == []

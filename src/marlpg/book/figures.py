@@ -8,6 +8,11 @@
 
 Every function takes an optional ``ax`` and returns the axes it drew on, so a notebook
 can place several of them in one figure.
+
+``COLUMN_WIDTH`` is the width, in inches, of a figure that fills the book's content column
+(about 690 px) at the notebooks' 100 dpi without being scaled down: its 10-point axis labels then
+read at about 14 px and its 8.5-point legends at about 12 px. A wider figure is shrunk to the
+column and its text with it, so the notebooks stack panels rather than set them side by side.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ ACTOR_FILL, ACTOR_EDGE = "#d5f0d0", "#2e7d32"
 CRITIC_FILL, CRITIC_EDGE = "#fde3c4", "#d35400"
 ENV_FILL, ENV_EDGE = "#ececec", "#555555"
 TRAINING_ONLY = "#d35400"
+COLUMN_WIDTH = 6.8
 
 
 def _box(ax, center, width, height, fill, edge, *, dashed=False, zorder=2):
@@ -189,7 +195,10 @@ def plot_variance_traces(simulation, coupling=None, ax=None, *, critics=None, ti
 
 
 def plot_ratio_grid(agents, couplings, ratios, ax=None, *, title=None, cmap="viridis", label="variance ratio"):
-    """Heatmap of ``ratios[n, coupling]`` with each value written in its cell; NaN cells read 'diverged'."""
+    """Heatmap of ``ratios[n, coupling]`` with each value written in its cell; NaN cells read 'diverged'.
+
+    ``label`` names the colour bar (``None``: no label, where the title already says it).
+    """
     ratios = np.asarray(ratios, dtype=float)
     if ratios.shape != (len(agents), len(couplings)):
         raise ValueError(f"ratios must have shape {(len(agents), len(couplings))}, got {ratios.shape}")

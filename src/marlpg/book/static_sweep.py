@@ -124,7 +124,8 @@ _SCRIPT = r"""
   var svg = root.querySelector("svg.marlpg-sweep-plot");
   var readout = root.querySelector(".marlpg-sweep-readout");
   var NS = "http://www.w3.org/2000/svg";
-  var W = 760, H = 300, left = {x: 60, y: 20, w: 400, h: 230}, right = {x: 540, y: 20, w: 200, h: 230};
+  // Drawn in a 700 x 310 box, about the book's column width, so that 12-unit text reads at about 12 px.
+  var left = {x: 66, y: 22, w: 350, h: 230}, right = {x: 502, y: 22, w: 180, h: 230};
 
   function el(name, attrs, text) {
     var node = document.createElementNS(NS, name);
@@ -133,21 +134,52 @@ _SCRIPT = r"""
     svg.appendChild(node);
     return node;
   }
-  function fmt(x) { return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2); }
+  function fmt(x) {
+    if (x >= 1000) return Math.round(x).toLocaleString("en-US");
+    return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+  }
+  // Ticks of a log axis: the powers of ten in [lo, hi], with 2 and 5 times them when fewer than two fit.
   function logTicks(lo, hi) {
-    var ticks = [];
-    for (var e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
-      var v = Math.pow(10, e);
-      if (v >= lo && v <= hi) ticks.push(v);
+    var ticks = [], multiples = [1];
+    for (var pass = 0; pass < 2 && ticks.length < 2; pass++) {
+      ticks = [];
+      for (var e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
+        multiples.forEach(function (m) {
+          var v = m * Math.pow(10, e);
+          if (v >= lo && v <= hi) ticks.push(v);
+        });
+      }
+      multiples = [1, 2, 5];
     }
+    return ticks;
+  }
+  // A log tick's label: plain digits from 0.01 to 1,000, a power of ten (10 with a raised exponent) beyond.
+  function logLabel(v, x, y) {
+    var e = Math.floor(Math.log10(v) + 1e-9), m = Math.round(v / Math.pow(10, e));
+    var node = el("text", {x: x, y: y, "text-anchor": "end", "font-size": 12, "class": "marlpg-sweep-ytick"});
+    if (e >= -2 && e <= 3) { node.textContent = Number(v.toPrecision(3)).toLocaleString("en-US"); return node; }
+    node.textContent = (m === 1 ? "" : m + "\u00d7") + "10";
+    var sup = document.createElementNS(NS, "tspan");
+    sup.setAttribute("dy", "-5");
+    sup.setAttribute("font-size", 10);
+    sup.textContent = String(e);
+    node.appendChild(sup);
+    return node;
+  }
+  // Ticks of a linear axis from 0 to hi: at least three steps of 1, 2 or 5 times a power of ten.
+  function linearTicks(hi) {
+    var raw = hi / 3, power = Math.pow(10, Math.floor(Math.log10(raw))), step = power;
+    [2, 5].forEach(function (m) { if (m * power <= raw) step = m * power; });
+    var ticks = [];
+    for (var v = 0; v <= hi + 1e-9; v += step) ticks.push(Number(v.toPrecision(6)));
     return ticks;
   }
   function axes(box, xlabel, ylabel, title) {
     el("rect", {x: box.x, y: box.y, width: box.w, height: box.h, fill: "none", stroke: "#888"});
-    el("text", {x: box.x + box.w / 2, y: box.y + box.h + 34, "text-anchor": "middle", "font-size": 12}, xlabel);
-    el("text", {x: box.x + box.w / 2, y: box.y - 6, "text-anchor": "middle", "font-size": 12}, title);
-    el("text", {x: box.x - 46, y: box.y + box.h / 2, "font-size": 12, "text-anchor": "middle",
-                transform: "rotate(-90 " + (box.x - 46) + " " + (box.y + box.h / 2) + ")"}, ylabel);
+    el("text", {x: box.x + box.w / 2, y: box.y + box.h + 36, "text-anchor": "middle", "font-size": 13}, xlabel);
+    el("text", {x: box.x + box.w / 2, y: box.y - 7, "text-anchor": "middle", "font-size": 13}, title);
+    el("text", {x: box.x - 50, y: box.y + box.h / 2, "font-size": 13, "text-anchor": "middle",
+                transform: "rotate(-90 " + (box.x - 50) + " " + (box.y + box.h / 2) + ")"}, ylabel);
   }
 
   function draw() {
@@ -161,23 +193,23 @@ _SCRIPT = r"""
     var T = data.protocol.steps;
     function px(u) { return left.x + left.w * Math.log(u) / Math.log(T); }
     function py(v) { return left.y + left.h * (1 - Math.log(v / lo) / Math.log(hi / lo)); }
-    axes(left, "update", "gradient variance", "gradient variance during training (mean of " + data.protocol.seeds + " seeds)");
+    axes(left, "update", "gradient variance", "gradient variance in training (mean of " + data.protocol.seeds + " seeds)");
     logTicks(lo, hi).forEach(function (v) {
       el("line", {x1: left.x, x2: left.x + left.w, y1: py(v), y2: py(v), stroke: "#ddd"});
-      el("text", {x: left.x - 4, y: py(v) + 4, "text-anchor": "end", "font-size": 10}, String(v));
+      logLabel(v, left.x - 4, py(v) + 4);
     });
-    [1, 10, 100, T].forEach(function (u) {
-      el("text", {x: px(u), y: left.y + left.h + 14, "text-anchor": "middle", "font-size": 10}, String(u));
+    [1, 10, 100, 1000].filter(function (u) { return u < T; }).concat([T]).forEach(function (u) {
+      el("text", {x: px(u), y: left.y + left.h + 16, "text-anchor": "middle", "font-size": 12}, String(u));
     });
     traces.forEach(function (t, k) {
       var d = t.map(function (v, p) { return (p ? "L" : "M") + px(data.updates[p]).toFixed(1) + " " + py(v).toFixed(1); });
       el("path", {d: d.join(" "), fill: "none", stroke: data.colors[k], "stroke-width": 1.8,
                   "class": "marlpg-sweep-trace", "data-critic": data.critics[k]});
       // Legend in the top right corner, where the variance has fallen by late training.
-      var lx = left.x + left.w - 200;
-      el("line", {x1: lx, x2: lx + 18, y1: left.y + 14 + 15 * k, y2: left.y + 14 + 15 * k,
+      var lx = left.x + left.w - 222;
+      el("line", {x1: lx, x2: lx + 16, y1: left.y + 14 + 16 * k, y2: left.y + 14 + 16 * k,
                   stroke: data.colors[k], "stroke-width": 2});
-      el("text", {x: lx + 22, y: left.y + 18 + 15 * k, "font-size": 11}, data.labels[k]);
+      el("text", {x: lx + 20, y: left.y + 18 + 16 * k, "font-size": 12}, data.labels[k]);
     });
     // Right: independent / state-value against n at this coupling; the current n is marked.
     var ratios = data.agents.map(function (_, a) { return data.mean[a][j][0] / data.mean[a][j][1]; });
@@ -185,14 +217,13 @@ _SCRIPT = r"""
     function rx(m) { return right.x + right.w * (m - 1) / Math.max(nmax - 1, 1); }
     function ry(r) { return right.y + right.h * (1 - r / rmax); }
     axes(right, "agents n", "independent / state-value", "ratio at c = " + c);
-    [1, 2, 4].forEach(function (r) {
-      if (r < rmax) {
-        el("line", {x1: right.x, x2: right.x + right.w, y1: ry(r), y2: ry(r), stroke: "#ddd"});
-        el("text", {x: right.x - 4, y: ry(r) + 4, "text-anchor": "end", "font-size": 10}, String(r));
-      }
+    linearTicks(rmax).forEach(function (r) {
+      el("line", {x1: right.x, x2: right.x + right.w, y1: ry(r), y2: ry(r), stroke: "#ddd"});
+      el("text", {x: right.x - 4, y: ry(r) + 4, "text-anchor": "end", "font-size": 12,
+                  "class": "marlpg-sweep-ratio-tick"}, String(r));
     });
     [1, Math.round(nmax / 2), nmax].forEach(function (m) {
-      el("text", {x: rx(m), y: right.y + right.h + 14, "text-anchor": "middle", "font-size": 10}, String(m));
+      el("text", {x: rx(m), y: right.y + right.h + 16, "text-anchor": "middle", "font-size": 12}, String(m));
     });
     el("path", {d: ratios.map(function (r, a) { return (a ? "L" : "M") + rx(data.agents[a]).toFixed(1) + " " + ry(r).toFixed(1); }).join(" "),
                 fill: "none", stroke: data.colors[1], "stroke-width": 1.8});
@@ -227,7 +258,7 @@ def sweep_html(sweep: StaticSweep, n_agents: int = 4, coupling: float = 1.0) -> 
     # "</" cannot appear inside the JSON, so the data script cannot be closed early.
     payload = payload.replace("</", "<\\/")
     last_n, last_c = len(sweep.agents) - 1, len(sweep.couplings) - 1
-    return f"""<div id="{element_id}" class="marlpg-sweep" style="font-family:sans-serif;max-width:780px">
+    return f"""<div id="{element_id}" class="marlpg-sweep" style="font-family:sans-serif;max-width:700px">
 <script type="application/json" class="marlpg-sweep-data">{payload}</script>
 <div style="display:flex;gap:2em;flex-wrap:wrap;margin-bottom:0.4em">
 <label>agents n = <b class="marlpg-sweep-agents-value">{n_agents}</b><br>
@@ -237,7 +268,7 @@ def sweep_html(sweep: StaticSweep, n_agents: int = 4, coupling: float = 1.0) -> 
 <input type="range" class="marlpg-sweep-coupling" min="0" max="{last_c}" step="1"
  value="{sweep.couplings.index(coupling)}" aria-label="coupling" style="width:16em"></label>
 </div>
-<svg class="marlpg-sweep-plot" viewBox="0 0 760 300" width="100%" role="img"
+<svg class="marlpg-sweep-plot" viewBox="0 0 700 310" width="100%" role="img"
  aria-label="gradient variance of the three critics"></svg>
 <p class="marlpg-sweep-readout" style="font-size:0.9em;margin-top:0.2em"></p>
 <script>{_SCRIPT % {"id": element_id}}</script>

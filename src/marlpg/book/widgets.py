@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import matplotlib.pyplot as plt
 
-from .figures import CRITIC_COLORS, plot_variance_traces
+from .figures import COLUMN_WIDTH, CRITIC_COLORS, plot_variance_traces
 from marlpg.rendezvous import CRITICS, DivergenceError, NoiseBank, require_stable, simulate, stable_step
 
 MAX_AGENTS = 32
@@ -42,9 +42,9 @@ def run_explorer(n_agents: int, coupling: float, step="auto", sigma: float = 0.2
 
 
 def explorer_figure(n_agents: int = 4, coupling: float = 1.0, step="auto", sigma: float = 0.25, **options):
-    """Draw one setting: variance over training (left), mean variance per critic (right)."""
+    """Draw one setting: variance over training (top), mean variance per critic (below), at the column's width."""
     simulation = run_explorer(n_agents, coupling, step, sigma, **options)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, (left, right) = plt.subplots(2, 1, figsize=(COLUMN_WIDTH, 7.2), gridspec_kw={"height_ratios": [1.4, 1]})
     plot_variance_traces(simulation, ax=left, title="gradient variance during training")
     means = [float(simulation.mean_variance(name)[0]) for name in CRITICS]
     bars = right.bar(range(len(CRITICS)), means, color=[CRITIC_COLORS[name] for name in CRITICS])

@@ -16,6 +16,8 @@ Ray is an optional extra (``pip install -e .[ray]``) and is imported only when a
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Sequence
 
@@ -36,6 +38,39 @@ def require_ray():
     return ray
 
 
+RAY_OPTIONS = dict(include_dashboard=False, configure_logging=True, logging_level="ERROR", log_to_driver=True)
+# Ray gives its raylet a fixed 30 s to register; on a loaded machine it sometimes needs longer.
+RAY_START_TIMEOUT = "timed out during startup"
+
+
+def start_ray(ray, *, attempts: int = 3, pause: float = 5.0, sleep=time.sleep, **options):
+    """``ray.init(**options)`` (with the course's quiet defaults), tried up to ``attempts`` times.
+
+    Ray waits a fixed 30 s for its raylet to register and then gives up; on a busy machine a second
+    try usually succeeds. Only that time-out is retried (after ``ray.shutdown()`` and ``pause``
+    seconds); any other error is raised at once. Each try gives the raylet another 30 s, so the
+    start may take up to ``attempts`` times as long before a ``RuntimeError`` says what happened.
+    """
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+        raise ValueError(f"attempts must be a positive integer; got {attempts!r}")
+    options = {**RAY_OPTIONS, **options}
+    for attempt in range(1, attempts + 1):
+        try:
+            return ray.init(**options)
+        except Exception as error:  # Ray raises a bare Exception for this time-out
+            if RAY_START_TIMEOUT not in str(error):
+                raise
+            ray.shutdown()
+            if attempt == attempts:
+                raise RuntimeError(
+                    f"Ray did not start: its raylet failed to register within 30 s on each of {attempts} tries. "
+                    "The machine is probably overloaded; wait for other work to finish and run the cell again."
+                ) from error
+            print(f"Ray's start timed out (try {attempt} of {attempts}, the machine is busy); "
+                  f"trying again in {pause:g} s", file=sys.stderr)
+            sleep(pause)
+
+
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None):
     """A connected Ray runtime for the block.
@@ -50,11 +85,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
         return
     if address is not None and num_cpus is not None:
         raise ValueError("num_cpus is for a local Ray instance; a cluster at an address brings its own CPUs")
-    options = dict(include_dashboard=False, configure_logging=True, logging_level="ERROR", log_to_driver=True)
     if address is None:
-        ray.init(num_cpus=num_cpus, **options)
+        start_ray(ray, num_cpus=num_cpus)
     else:
-        ray.init(address=address, **options)
+        start_ray(ray, address=address)
     try:
         yield ray
     finally:

@@ -1,0 +1,86 @@
+"""The book's comparative sentences turn when the numbers behind them do (marlpg.book.verdicts)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from marlpg.book import verdicts
+
+
+def test_percent_writes_a_fraction_as_a_percentage():
+    assert verdicts.percent(0.3614) == "36%"
+    assert verdicts.percent(0.3614, digits=1) == "36.1%"
+    assert verdicts.percent(-0.05) == "-5%"
+    with pytest.raises(ValueError, match="fraction"):
+        verdicts.percent(float("nan"))
+
+
+def test_median_rate_ignores_one_slow_iteration_and_the_first():
+    # Iterations of 1,000 frames: the first takes 5 s (set-up), then 1 s, 1 s, 10 s (a neighbour's burst), 1 s.
+    seconds = [5, 6, 7, 17, 18]
+    curve = [{"frames": 1000 * (k + 1), "seconds": s} for k, s in enumerate(seconds)]
+    assert verdicts.median_rate(curve) == pytest.approx(1000.0)
+    # Without skipping the first, the intervals are 1, 1, 10, 1 s: still a median of 1,000 frames/s.
+    assert verdicts.median_rate(curve, skip_first=False) == pytest.approx(1000.0)
+    # Total frames over total seconds would have said 5,000 / 18 = 278 frames/s.
+    with pytest.raises(ValueError, match="at least 3"):
+        verdicts.median_rate(curve[:2])
+    with pytest.raises(ValueError, match="increase"):
+        verdicts.median_rate([{"frames": f, "seconds": 1.0} for f in (1, 2, 3)])
+
+
+@pytest.mark.parametrize(
+    "rate, word, clause",
+    [(1350.0, "faster", "saved more than the copying cost"),
+     (450.0, "slower", "the copying cost more"),
+     (1020.0, "about level", "cost about what")],
+)
+def test_rate_verdict_turns_with_the_rate(rate, word, clause):
+    sentence = verdicts.rate_verdict(rate, 1000.0, subject="the 2-worker system", reference="the single process")
+    assert f"{rate / 1000:.2f} times the single process's frames per second: {word}" in sentence
+    assert clause in sentence
+
+
+def test_rate_verdict_refuses_nonsense_rates():
+    with pytest.raises(ValueError, match="positive"):
+        verdicts.rate_verdict(0.0, 1.0, subject="a", reference="b")
+    with pytest.raises(ValueError, match="finite"):
+        verdicts.rate_verdict(math.inf, 1.0, subject="a", reference="b")
+
+
+def test_seeds_verdict_names_the_leader_and_whether_seeds_separate():
+    apart = {"shared": [0.50, 0.55, 0.60], "per agent": [0.30, 0.35, 0.40]}
+    assert verdicts.seeds_verdict(apart, "shared", "per agent") == (
+        "*shared* is ahead of *per agent*, and every seed of *shared* finished above every seed of *per agent*")
+    # Swap the numbers: the sentence turns.
+    swapped = {"shared": apart["per agent"], "per agent": apart["shared"]}
+    assert verdicts.seeds_verdict(swapped, "shared", "per agent").startswith("*per agent* is ahead of *shared*")
+    # Overlapping seeds: ahead on average only.
+    overlap = {"shared": [0.50, 0.30, 0.60], "per agent": [0.35, 0.40, 0.45]}
+    assert "overlap" in verdicts.seeds_verdict(overlap, "shared", "per agent")
+    # Level within the tolerance.
+    level = {"shared": [0.50], "per agent": [0.49]}
+    assert verdicts.seeds_verdict(level, "shared", "per agent", tolerance=0.02).startswith("*shared* and *per agent* are level")
+    # One seed each: the sentence says that a single seed cannot separate luck from method.
+    assert "one seed each" in verdicts.seeds_verdict(level, "shared", "per agent")
+    with pytest.raises(ValueError, match="at least one value"):
+        verdicts.seeds_verdict({"shared": []}, "shared", "per agent")
+
+
+@pytest.mark.parametrize(
+    "exponent, words",
+    [(2.0, "close to quadratically"), (1.3, "faster than linearly"), (1.0, "about linearly"),
+     (0.5, "more slowly than linearly"), (0.0, "hardly grows"), (float("nan"), "too few team sizes")],
+)
+def test_growth_verdict(exponent, words):
+    assert words in verdicts.growth_verdict(exponent)
+
+
+@pytest.mark.parametrize(
+    "small, large, words",
+    [(1.1, 1.6, "grows with n"), (1.1, 1.2, "grows with n, but slowly"), (1.1, 1.12, "does not grow"),
+     (1.5, 1.1, "shrinks as n grows")],
+)
+def test_lead_verdict(small, large, words):
+    assert verdicts.lead_verdict(small, large).startswith(words)
