@@ -20,7 +20,7 @@ from marlpg.algos.mappo import train as mappo_train
 from marlpg.mappo import main as mappo_main
 from marlpg.scale import actor_learner, jobs
 from marlpg.commands import parse_seeds
-from marlpg.scale.jobs import RayNotInstalled, require_ray, run_jobs, train_seeds
+from marlpg.scale.jobs import RayNotInstalled, require_ray, run_jobs, start_ray, train_seeds
 from marlpg.rendezvous.cli import main as rendezvous_main
 from marlpg.rendezvous.sweep import sweep
 
@@ -34,7 +34,7 @@ SMALL_SWEEP = dict(batch=8, steps=30, seeds=3)
 def local_ray():
     if ray.is_initialized():  # left running by another module
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=True, logging_level="ERROR")
+    start_ray(ray, num_cpus=2)  # retried when the raylet is slow to register on a busy machine
     # Ray's workers cannot import this test module; ship its helper functions by value instead.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield

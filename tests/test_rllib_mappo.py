@@ -14,6 +14,7 @@ from ray.rllib.core.columns import Columns  # noqa: E402
 
 from marlpg.envs import make_env  # noqa: E402
 from marlpg.scale.rllib_mappo import SHARED, RLlibMAPPOConfig, SpreadMultiAgentEnv, build_config, main, train  # noqa: E402
+from marlpg.scale.jobs import start_ray
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -21,7 +22,7 @@ def local_ray():
     """One small local Ray instance for the module (RLlib would otherwise start one with every CPU)."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=True, logging_level="ERROR")
+    start_ray(ray, num_cpus=2)  # retried when the raylet is slow to register on a busy machine
     yield
     ray.shutdown()
 
