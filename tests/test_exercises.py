@@ -84,7 +84,8 @@ def comparable(notebook) -> list:
         meta = dict(nbgrader_meta(cell))
         meta.pop("checksum", None)
         locks = {k: cell.metadata.get(k) for k in ("editable", "deletable")}
-        cells.append((cell.cell_type, cell.source, meta, locks, bool(cell.get("outputs"))))
+        tags = sorted(cell.metadata.get("tags", []))  # the book's display tags (hide-input) travel too
+        cells.append((cell.cell_type, cell.source, meta, locks, tags, bool(cell.get("outputs"))))
     return cells
 
 
@@ -166,6 +167,19 @@ def test_first_cell_is_the_locked_report_function(assignment, capsys):
         '@@grade {"id": "check", "value": {"a": 1.5, "b": [0, 1, 2], "c": 2, "d": "grows"}}',
         '@@grade {"id": "other", "value": [[0.25]]}',
     ]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_report_function_is_folded_away_in_the_book(assignment):
+    # The grader's helper is not the first thing a student reads: the book shows it folded ("hide-input"), in
+    # the handed-out notebook as in the instructor's; its source, and so its nbgrader checksum and the
+    # autograder's comparison with earlier releases, is unchanged by the tag.
+    for notebook in (read(SOURCE[assignment]), read(RELEASE[assignment])):
+        first = notebook.cells[0]
+        assert "def report(" in first.source
+        assert first.metadata.get("tags") == ["hide-input"], first.metadata
+    for later in read(SOURCE[assignment]).cells[1:]:
+        assert "hide-input" not in later.metadata.get("tags", []), nbgrader_meta(later).get("grade_id")
 
 
 def hidden_blocks(notebook) -> list[tuple[dict, str]]:
