@@ -226,9 +226,9 @@ def _extension(name: str):
 
 def test_build_report_marks_a_notebook_over_the_limit():
     report = _extension("build_report")
-    assert report.status({"succeeded": True, "runtime": 179.9}, 180) == ("✅ within 180 s", "course-within-limit")
-    assert report.status({"succeeded": True, "runtime": 180.0}, 180) == ("✅ within 180 s", "course-within-limit")
-    assert report.status({"succeeded": True, "runtime": 250.4}, 180) == ("⚠️ over the 180 s limit", "course-over-limit")
+    assert report.status({"succeeded": True, "runtime": 179.9}, 180) == ("✓ within 180 s", "course-within-limit")
+    assert report.status({"succeeded": True, "runtime": 180.0}, 180) == ("✓ within 180 s", "course-within-limit")
+    assert report.status({"succeeded": True, "runtime": 250.4}, 180) == ("⚠ over the 180 s limit", "course-over-limit")
     assert report.status({"succeeded": False, "runtime": 3.0, "error": "boom"}, 180)[1] == "course-failed"
     assert report.status({"succeeded": True, "runtime": None}, 180)[1] == "course-not-timed"
     metadata = {

@@ -3,7 +3,7 @@
 ``{course-exec-table}`` with the option ``:limit: 180`` is MyST-NB's ``{nb-exec-table}`` with one change: a
 notebook that ran longer than the limit is marked as such (status "over the limit", the row classed
 ``course-over-limit``) instead of getting the same green tick as one that ran in time. A notebook that failed
-keeps MyST-NB's cross and its error. The limit is the one scripts/build_book.sh passes to
+is marked failed, with its error. The limit is the one scripts/build_book.sh passes to
 scripts/notebook_times.py (tests/test_book.py checks that the two agree).
 """
 from __future__ import annotations
@@ -41,13 +41,13 @@ class CourseExecTable(SphinxDirective):
 def status(data: dict, limit: float) -> tuple[str, str]:
     """(text, css class) for one notebook's execution record."""
     if data.get("succeeded") is not True:
-        return "❌ failed", "course-failed"
+        return "✗ failed", "course-failed"
     runtime = data.get("runtime")
     if runtime is None:
         return "- not timed", "course-not-timed"
     if runtime > limit:
-        return f"⚠️ over the {limit:g} s limit", "course-over-limit"
-    return f"✅ within {limit:g} s", "course-within-limit"
+        return f"⚠ over the {limit:g} s limit", "course-over-limit"
+    return f"✓ within {limit:g} s", "course-within-limit"
 
 
 def _text_entry(text: str) -> nodes.entry:
