@@ -57,8 +57,9 @@ def test_config_and_toc():
     assert {"dollarmath", "amsmath"} <= set(config["parse"]["myst_enable_extensions"])
     for pattern in ("README.md", "autograder", "tests", "benchmarks", "src", ".venv", "_build", "scripts"):
         assert pattern in config["exclude_patterns"], pattern
-    # The exercises and the instructors' solutions are shown as written, never executed.
-    assert {"notebooks/exercises/*/*.ipynb", "solutions/*/*.ipynb"} <= set(config["execute"]["exclude_patterns"])
+    # The handed-out exercises are shown as written, never executed; the instructors' solutions are executed.
+    assert "notebooks/exercises/*/*.ipynb" in config["execute"]["exclude_patterns"]
+    assert "solutions/*/*.ipynb" not in config["execute"]["exclude_patterns"]
     for entry in toc_files(yaml.safe_load((REPO / "_toc.yml").read_text())):
         candidates = [REPO / entry, REPO / f"{entry}.md", REPO / f"{entry}.ipynb"]
         assert any(p.is_file() for p in candidates), f"_toc.yml names {entry}, which does not exist"
@@ -209,3 +210,102 @@ def test_static_sweep_is_embedded(built_book):
     raw = (site / "notebooks" / "02_centralized_critic_variance.html").read_text(encoding="utf-8")
     assert raw.count('class="marlpg-sweep"') == 1
     assert 'class="marlpg-sweep-data"' in raw and "input.marlpg-sweep-agents" in raw
+
+
+# ----------------------------------------------------------------------------- the build report and its limit
+
+def _extension(name: str):
+    import importlib
+    import sys
+    sys.path.insert(0, str(REPO / "book" / "_ext"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(REPO / "book" / "_ext"))
+
+
+def test_build_report_marks_a_notebook_over_the_limit():
+    report = _extension("build_report")
+    assert report.status({"succeeded": True, "runtime": 179.9}, 180) == ("✓ within 180 s", "course-within-limit")
+    assert report.status({"succeeded": True, "runtime": 180.0}, 180) == ("✓ within 180 s", "course-within-limit")
+    assert report.status({"succeeded": True, "runtime": 250.4}, 180) == ("⚠ over the 180 s limit", "course-over-limit")
+    assert report.status({"succeeded": False, "runtime": 3.0, "error": "boom"}, 180)[1] == "course-failed"
+    assert report.status({"succeeded": True, "runtime": None}, 180)[1] == "course-not-timed"
+    metadata = {
+        "notebooks/a": {"exec_data": {"succeeded": True, "runtime": 12.0, "mtime": 0, "method": "cache"}},
+        "notebooks/b": {"exec_data": {"succeeded": True, "runtime": 312.5, "mtime": 0, "method": "cache"}},
+        "book/intro": {},  # not a notebook: no row
+    }
+    rows = list(report.table("book/build_report", metadata, 180).findall(lambda n: n.tagname == "row"))[1:]
+    assert [r["classes"] for r in rows] == [["course-within-limit"], ["course-over-limit"]]
+    assert "312.5" in rows[1].astext() and "over the 180 s limit" in rows[1].astext()
+
+
+def test_the_limit_is_the_same_in_the_report_the_script_and_the_docs():
+    report_page = (REPO / "book" / "build_report.md").read_text(encoding="utf-8")
+    limits = set(re.findall(r":limit: (\d+)", report_page))
+    script = (REPO / "scripts" / "build_book.sh").read_text(encoding="utf-8")
+    assert limits == set(re.findall(r"notebook_times.py .*--limit (\d+)", script)) == {"180"}
+    # The build warns over the limit; MARLPG_STRICT_TIMES=1 makes it fatal. Every page that describes it says so.
+    assert 'MARLPG_STRICT_TIMES:-0}" = 1' in script
+    for path in ("README.md", "book/instructor_guide.md", "book/build_report.md"):
+        text = re.sub(r"\s+", " ", (REPO / path).read_text(encoding="utf-8"))
+        assert "MARLPG_STRICT_TIMES=1" in text, f"{path} does not say how to make the limit fatal"
+        assert "warn" in text, f"{path} does not say that the build only warns"
+        assert not re.search(r"build(?: \w+)? fails (?:when|if) (?:one|a notebook) takes longer", text), path
+
+
+def test_build_report_page_shows_each_status(built_book):
+    site, _ = built_book
+    raw = (site / "book" / "build_report.html").read_text(encoding="utf-8")
+    assert "course-exec-table" in raw
+    statuses = re.findall(r'<tr class="[^"]*\b(course-[a-z-]+)', raw)
+    assert statuses and set(statuses) <= {"course-within-limit", "course-over-limit"}, statuses
+
+
+# ----------------------------------------------------------------------------- nbgrader's markers
+
+def test_markdown_markers_become_labelled_blocks():
+    markers = _extension("nbgrader_markers")
+    source = "Intro.\n\n### BEGIN SOLUTION\n**Model answer.** It grows.\n\n- a\n### END SOLUTION\nAfter."
+    assert markers.markdown_blocks(source) == (
+        "Intro.\n\n::::::{container} nbgrader-region nbgrader-solution\nSolution\n\n"
+        "**Model answer.** It grows.\n\n- a\n::::::\nAfter."
+    )
+    hidden = "### BEGIN HIDDEN TESTS\nsecret\n### END HIDDEN TESTS"
+    assert markers.markdown_blocks(hidden).startswith("::::::{container} nbgrader-region nbgrader-hidden-tests\nHidden tests")
+    assert markers.markdown_blocks("### BEGIN SOLUTION\nno end") == "### BEGIN SOLUTION\nno end"  # unclosed: left alone
+
+
+def test_code_markers_become_a_wrapped_region():
+    markers = _extension("nbgrader_markers")
+    html_in = ('<pre><span></span><span class="k">def</span> <span class="nf">f</span>():\n'
+               '    <span class="c1">### BEGIN SOLUTION</span>\n'
+               '    <span class="k">return</span> <span class="mi">1</span>\n'
+               '    <span class="c1">### END SOLUTION</span>\n'
+               '<span class="n">x</span>\n</pre>')
+    out = markers.code_blocks(html_in)
+    assert out == ('<pre><span></span><span class="k">def</span> <span class="nf">f</span>():\n'
+                   '<span class="nbgrader-code-region nbgrader-solution">    '
+                   '<span class="c1 nbgrader-marker nbgrader-solution">### BEGIN SOLUTION</span>\n'
+                   '    <span class="k">return</span> <span class="mi">1</span>\n'
+                   '    <span class="c1 nbgrader-marker nbgrader-solution">### END SOLUTION</span>\n</span>'
+                   '<span class="n">x</span>\n</pre>')
+    # Text other than the marker on the line (a comment that mentions it) is not a marker.
+    mention = '<pre><span class="c1"># see ### BEGIN SOLUTION</span>\n</pre>'
+    assert markers.code_blocks(mention) == mention
+
+
+def test_solution_pages_show_markers_as_blocks_and_are_executed(built_book):
+    site, _ = built_book
+    for assignment in ("ex30_7_1", "ex30_7_2", "ex30_7_3"):
+        page = site / "solutions" / assignment / f"{assignment}.html"
+        raw = page.read_text(encoding="utf-8")
+        # No marker is a heading (or an entry of the page's contents) any more.
+        assert not re.search(r"<h\d[^>]*>\s*(BEGIN|END) (SOLUTION|HIDDEN TESTS)", raw), assignment
+        assert 'href="#begin-solution"' not in raw
+        assert "nbgrader-region nbgrader-solution" in raw or 'class="nbgrader-code-region nbgrader-solution"' in raw
+        # Executed: the reference solution's reports are on the page.
+        assert "@@grade" in page_text(page), f"{assignment}: the solution page has no outputs"
+    raw = (site / "solutions" / "ex30_7_2" / "ex30_7_2.html").read_text(encoding="utf-8")
+    assert 'class="nbgrader-code-region nbgrader-hidden-tests"' in raw

@@ -187,11 +187,13 @@ def expected_launch_links(notebook: str) -> dict:
     return {
         "colab": f"{buttons['colab_url'].rstrip('/')}/github/{org}/{repo}/blob/{branch}/{notebook}",
         "binder": f"{buttons['binderhub_url'].rstrip('/')}/v2/gh/{org}/{repo}/{branch}?urlpath=lab/tree/{notebook}",
-        "hub": (buttons["jupyterhub_url"].rstrip("/"), url, f"lab/tree/{repo}/{notebook}", branch),
+        # None when no hub is configured: then the page must offer no JupyterHub button at all.
+        "hub": (buttons["jupyterhub_url"].rstrip("/"), url, f"lab/tree/{repo}/{notebook}", branch)
+        if buttons.get("jupyterhub_url") else None,
     }
 
 
-def test_launch_buttons_point_at_colab_jupyterhub_and_binder(reports):
+def test_launch_buttons_point_at_colab_binder_and_a_configured_jupyterhub(reports):
     notebooks = [e for e in toc_files(yaml.safe_load((REPO / "_toc.yml").read_text()))
                  if (REPO / f"{e}.ipynb").is_file()]
     assert len(notebooks) >= 4
@@ -200,6 +202,10 @@ def test_launch_buttons_point_at_colab_jupyterhub_and_binder(reports):
         expected = expected_launch_links(f"{entry}.ipynb")
         assert expected["colab"] in links, f"{entry}: no Colab button for {expected['colab']}"
         assert expected["binder"] in links, f"{entry}: no Binder button for {expected['binder']}"
+        if expected["hub"] is None:
+            hub_links = [link for link in links if "/hub/user-redirect/git-pull?" in link]
+            assert not hub_links, f"{entry}: no hub is configured, yet the page offers {hub_links}"
+            continue
         hub, repo_url, urlpath, branch = expected["hub"]
         hub_links = [link for link in links if link.startswith(f"{hub}/hub/user-redirect/git-pull?")]
         assert len(hub_links) == 1, f"{entry}: expected one JupyterHub button, found {hub_links}"
@@ -210,6 +216,163 @@ def test_launch_buttons_point_at_colab_jupyterhub_and_binder(reports):
 def test_embedded_widgets_render(reports):
     assert reports[VARIANCE_PAGE].widgets > 0, "the ipywidgets explorer did not render from its embedded state"
     assert reports[VARIANCE_PAGE].widget_images >= 1, "the explorer's embedded figure is not displayed"
+
+
+# ----------------------------------------------------------------------------- what a reader sees, at two widths
+
+# A desktop window and a phone's column: every check below must hold at both.
+WIDTHS = (1280, 400)
+
+# Lines that are a library's logging, a warning or a progress bar, not a result the chapter means to show.
+NOISE = re.compile(r"WARNING|\(pid=|it/s\]|s/it\]|%\||UserWarning|DeprecationWarning|FutureWarning|RuntimeWarning")
+
+LAYOUT_PROBE = """() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  const column = article.getBoundingClientRect();
+  const describe = el => {
+    const section = el.closest('section[id]');
+    return `${el.tagName.toLowerCase()}${section ? ' in #' + section.id : ''}: ` +
+      (el.textContent || el.getAttribute('src') || '').replace(/\\s+/g, ' ').trim().slice(0, 70);
+  };
+  const clipper = el => {  // the nearest ancestor that cuts off what overflows it
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== 'visible') return a;
+    }
+    return null;
+  };
+  // 1. Output areas: their text, line by line.
+  const outputs = Array.from(article.querySelectorAll('div.cell_output')).map(o => o.innerText);
+  // 2. Wide formulas and code: either they fit, or they scroll themselves and show the course's scroll cue
+  //    (course.css: shadows drawn with background-attachment: local), and nothing around them cuts them off.
+  const clipped = [];
+  const blocks = article.querySelectorAll('div.math, mjx-container[display="true"], div.highlight pre, div.cell_output pre');
+  for (const el of blocks) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0) continue;  // folded away (a hidden cell's input)
+    const style = getComputedStyle(el);
+    const scrolls = style.overflowX === 'auto' || style.overflowX === 'scroll';
+    const overflowing = el.scrollWidth > el.clientWidth + 1;
+    if (overflowing && !scrolls && !el.querySelector('mjx-container[display="true"]')) {
+      clipped.push(`${describe(el)} (${el.scrollWidth} px in ${el.clientWidth} px, cut off)`);
+    } else if (overflowing && scrolls && !style.backgroundAttachment.includes('local')) {
+      clipped.push(`${describe(el)} (${el.scrollWidth} px in ${el.clientWidth} px, scrolls with no visible cue)`);
+    }
+    const cut = clipper(el);
+    if (cut && box.right > cut.getBoundingClientRect().right + 1) {
+      clipped.push(`${describe(el)} (runs ${Math.round(box.right - cut.getBoundingClientRect().right)} px under the edge of ${cut.className})`);
+    }
+    if (box.right > column.right + 1) {
+      clipped.push(`${describe(el)} (runs ${Math.round(box.right - column.right)} px past the column)`);
+    }
+  }
+  // 3. Images: shown at most as wide as the column; one shown smaller than it was drawn can be enlarged.
+  const images = [];
+  for (const img of article.querySelectorAll('img')) {
+    if (!img.naturalWidth || img.getBoundingClientRect().width === 0) continue;
+    const box = img.getBoundingClientRect();
+    const enlargeable = !!img.closest('a[href]') || img.classList.contains('course-zoomable');
+    if (box.right > column.right + 1) images.push(`${describe(img)} (${Math.round(box.width)} px, past the column)`);
+    else if (img.naturalWidth > img.clientWidth + 1 && !enlargeable) {
+      images.push(`${describe(img)} (drawn ${img.naturalWidth} px, shown ${img.clientWidth} px, no way to enlarge)`);
+    }
+  }
+  // 4. Every slider shows its value: the readout has text and is on top where it is drawn.
+  const sliders = [];
+  for (const slider of article.querySelectorAll('.widget-slider')) {
+    const label = (slider.querySelector('.widget-label') || {}).textContent || '?';
+    const readout = slider.querySelector('.widget-readout');
+    if (!readout || !readout.textContent.trim()) { sliders.push(`${label}: no value shown`); continue; }
+    // Scroll the page, not the output area: a value that only scrolling sideways inside it would reveal is hidden.
+    window.scrollTo(0, window.scrollY + readout.getBoundingClientRect().top - window.innerHeight / 2);
+    const text = document.createRange();
+    text.selectNodeContents(readout);
+    const r = text.getBoundingClientRect();  // the value's own glyphs, not the readout's padded box
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    if (r.width === 0 || !(hit === readout || readout.contains(hit))) {
+      sliders.push(`${label}: its value ${readout.textContent.trim()} is hidden (under ${hit ? hit.className : 'nothing'})`);
+    }
+    const cut = clipper(readout);
+    if (cut && r.right > cut.getBoundingClientRect().right + 1) sliders.push(`${label}: its value is cut off`);
+  }
+  window.scrollTo(0, 0);
+  return {outputs, clipped, images, sliders,
+          slider_count: article.querySelectorAll('.widget-slider').length,
+          zoomable: article.querySelectorAll('img.course-zoomable').length};
+}"""
+
+
+def layout_of(browser, server: str, page_path: str, width: int) -> dict:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    context.set_default_timeout(120_000)
+    page = context.new_page()
+    page.goto(f"{server}/{page_path}", wait_until="load")
+    page.wait_for_load_state("networkidle")
+    if page.evaluate("() => !!(window.MathJax && window.MathJax.startup)"):
+        page.evaluate("() => window.MathJax.startup.promise")
+    page.wait_for_timeout(300)  # the widget manager and course.js finish drawing after load
+    result = page.evaluate(LAYOUT_PROBE)
+    context.close()
+    return result
+
+
+@pytest.fixture(scope="module")
+def layouts(site, server, browser) -> dict:
+    """{(page, width): what LAYOUT_PROBE found}, for every page at both widths."""
+    return {(page, width): layout_of(browser, server, page, width) for page in book_pages(site) for width in WIDTHS}
+
+
+def noise_lines(outputs: list[str]) -> list[str]:
+    return [line.strip()[:120] for text in outputs for line in text.splitlines() if NOISE.search(line)]
+
+
+def test_noise_lines_are_recognised():
+    assert noise_lines(["epoch 1\n[2026-12-01 10:00:00] WARNING worker.py:12 -- lost", "(pid=4242) started"]) == [
+        "[2026-12-01 10:00:00] WARNING worker.py:12 -- lost", "(pid=4242) started"]
+    assert noise_lines([" 40%|####      | 4/10 [00:01<00:02, 3.10it/s]"]) != []
+    assert noise_lines(["/x.py:3: UserWarning: foo", "DeprecationWarning: bar"]) != []
+    assert noise_lines(["gradient variance 18.8079 vs 29.3406 (ratio 1.56x)", "@@grade {\"id\": \"a\"}"]) == []
+
+
+def test_outputs_hold_no_log_lines_warnings_or_progress_bars(layouts):
+    found = {page: noise_lines(found["outputs"]) for (page, width), found in layouts.items() if width == WIDTHS[0]}
+    found = {page: lines for page, lines in found.items() if lines}
+    assert not found, "outputs with log lines, warnings or progress bars:\n" + json.dumps(found, indent=1)[:6000]
+
+
+def test_no_formula_or_code_block_is_cut_off(layouts):
+    found = {f"{page} at {width} px": r["clipped"] for (page, width), r in layouts.items() if r["clipped"]}
+    assert not found, "cut off without a scroll cue:\n" + json.dumps(found, indent=1)[:6000]
+
+
+def test_no_image_is_wider_than_its_column_without_a_way_to_enlarge_it(layouts):
+    found = {f"{page} at {width} px": r["images"] for (page, width), r in layouts.items() if r["images"]}
+    assert not found, json.dumps(found, indent=1)[:6000]
+
+
+def test_a_reduced_figure_opens_at_full_size(server, browser):
+    context = browser.new_context(viewport={"width": 400, "height": 900})
+    context.set_default_timeout(120_000)
+    page = context.new_page()
+    page.goto(f"{server}/notebooks/01_multi_agent_policy_gradient.html", wait_until="load")
+    page.wait_for_load_state("networkidle")
+    figure = page.locator("div.cell_output img.course-zoomable").first
+    natural = figure.evaluate("img => img.naturalWidth")
+    assert natural > figure.evaluate("img => img.clientWidth")
+    figure.click()
+    large = page.locator(".course-zoom-overlay img.course-zoom-image")
+    large.wait_for()
+    assert large.evaluate("img => img.complete ? img.clientWidth : -1") == natural
+    page.keyboard.press("Escape")
+    assert page.locator(".course-zoom-overlay").count() == 0
+    context.close()
+
+
+def test_widget_sliders_show_their_values(layouts):
+    for width in WIDTHS:
+        found = layouts[(VARIANCE_PAGE, width)]
+        assert found["slider_count"] >= 4, f"at {width} px: {found['slider_count']} sliders on the variance page"
+    problems = {f"{page} at {width} px": r["sliders"] for (page, width), r in layouts.items() if r["sliders"]}
+    assert not problems, json.dumps(problems, indent=1)
 
 
 def test_static_sweep_responds_to_its_sliders(site, server, browser):

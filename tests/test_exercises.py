@@ -84,7 +84,8 @@ def comparable(notebook) -> list:
         meta = dict(nbgrader_meta(cell))
         meta.pop("checksum", None)
         locks = {k: cell.metadata.get(k) for k in ("editable", "deletable")}
-        cells.append((cell.cell_type, cell.source, meta, locks, bool(cell.get("outputs"))))
+        tags = sorted(cell.metadata.get("tags", []))  # the book's display tags (hide-input) travel too
+        cells.append((cell.cell_type, cell.source, meta, locks, tags, bool(cell.get("outputs"))))
     return cells
 
 
@@ -166,6 +167,19 @@ def test_first_cell_is_the_locked_report_function(assignment, capsys):
         '@@grade {"id": "check", "value": {"a": 1.5, "b": [0, 1, 2], "c": 2, "d": "grows"}}',
         '@@grade {"id": "other", "value": [[0.25]]}',
     ]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_report_function_is_folded_away_in_the_book(assignment):
+    # The grader's helper is not the first thing a student reads: the book shows it folded ("hide-input"), in
+    # the handed-out notebook as in the instructor's; its source, and so its nbgrader checksum and the
+    # autograder's comparison with earlier releases, is unchanged by the tag.
+    for notebook in (read(SOURCE[assignment]), read(RELEASE[assignment])):
+        first = notebook.cells[0]
+        assert "def report(" in first.source
+        assert first.metadata.get("tags") == ["hide-input"], first.metadata
+    for later in read(SOURCE[assignment]).cells[1:]:
+        assert "hide-input" not in later.metadata.get("tags", []), nbgrader_meta(later).get("grade_id")
 
 
 def hidden_blocks(notebook) -> list[tuple[dict, str]]:
@@ -250,14 +264,22 @@ def test_prediction_b_of_30_7_1_is_not_autograded():
     assert any("GAP_AS_N_GROWS" in c.source for c in notebook.cells if is_autograded_test(c))
 
 
-def test_the_book_shows_the_exercises_but_never_executes_them():
-    # The book lists the handed-out notebooks and (instructor edition only) the solutions, as written:
-    # executing them would run hidden tests at build time and put their outputs into the HTML.
+def test_the_book_shows_the_exercises_as_handed_out_and_executes_only_the_solutions():
+    # The handed-out notebooks are shown as written (answers still to write: executing them would stop at the
+    # first NotImplementedError). The solutions are executed, with their outputs, in the instructor edition
+    # only: the student edition leaves solutions/ out of the book it builds.
     import yaml
 
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import student_edition
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
     config = yaml.safe_load((REPO / "_config.yml").read_text())
     excluded = config["execute"]["exclude_patterns"]
-    assert "notebooks/exercises/*/*.ipynb" in excluded and "solutions/*/*.ipynb" in excluded
+    assert "notebooks/exercises/*/*.ipynb" in excluded
+    assert not any(pattern.startswith("solutions") for pattern in excluded), excluded
+    assert "solutions/" in student_edition.LEFT_OUT and student_edition.is_instructor_entry("solutions/ex30_7_2/ex30_7_2")
     top_level = sorted((REPO / "notebooks").glob("*.ipynb"))  # what tests/test_notebooks.py executes
     assert not any("exercises" in p.parts for p in top_level)
 

@@ -84,7 +84,9 @@ def rendezvous_explorer(n_agents: int = 4, coupling: float = 1.0, step="auto", s
     from IPython.display import HTML, display
 
     style = {"description_width": "9em"}
-    layout = w.Layout(width="30em")
+    # At most 30em, never wider than the column it is in: a fixed 30em in a two-column row on a narrow page
+    # ran each slider under its neighbour and hid its value (the readout at its right end).
+    layout = w.Layout(width="30em", max_width="100%")
     agents = w.IntSlider(value=n_agents, min=1, max=MAX_AGENTS, step=1, description="agents n",
                          continuous_update=False, style=style, layout=layout)
     coupling_slider = w.FloatSlider(value=coupling, min=0.0, max=MAX_COUPLING, step=0.25, description="coupling c",
