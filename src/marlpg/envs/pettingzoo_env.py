@@ -39,7 +39,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .protocol import EnvSpec, Observation, Transition, check_actions, time_feature
+from .protocol import CopySeeds, EnvSpec, Observation, Transition, check_actions, time_feature
 
 
 class PettingZooEnv:
@@ -73,8 +73,7 @@ class PettingZooEnv:
         self._envs = envs
         self.num_envs = len(envs)
         self.device = torch.device(device)
-        self._seed = seed
-        self._seeded_once = False
+        self._seeds = CopySeeds(seed)
         first = envs[0]
         self.agents: list[str] = list(first.possible_agents)
         for env in envs[1:]:
@@ -266,13 +265,9 @@ class PettingZooEnv:
         return Observation(obs_t, state_t)
 
     def reset(self, seed: int | None = None) -> Observation:
-        if seed is None and not self._seeded_once:
-            seed = self._seed
-        if seed is not None:
-            self._seeded_once = True
         obs, states = [], []
-        for i in range(self.num_envs):
-            o, s = self._reset_copy(i, None if seed is None else int(seed) + i)
+        for i, copy_seed in enumerate(self._seeds.for_reset(seed, self.num_envs)):
+            o, s = self._reset_copy(i, copy_seed)
             obs.append(o)
             states.append(s)
         self._steps.zero_()

@@ -176,3 +176,22 @@ def acting_agents(env) -> torch.Tensor:
 def current_action_mask(env) -> torch.Tensor | None:
     """``[E, n, U]`` bool legal actions at ``env``'s current observation, or None when all are legal."""
     return getattr(env, "action_mask", None)
+
+
+class CopySeeds:
+    """The seeds of a list of environment copies reset one by one.
+
+    A reset with seed ``s`` gives copy ``i`` the seed ``s + i``; the first reset without a seed uses the
+    constructor's (if any); a later reset without one lets every copy run on from its own stream.
+    """
+
+    def __init__(self, seed: int | None):
+        self.seed, self.used = seed, False
+
+    def for_reset(self, seed: int | None, num_envs: int) -> list[int | None]:
+        if seed is None and not self.used:
+            seed = self.seed
+        if seed is not None:
+            self.used = True
+        return [None if seed is None else int(seed) + i for i in range(num_envs)]
+

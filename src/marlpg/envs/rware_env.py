@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .protocol import EnvSpec, Observation, Transition, check_actions, time_feature
+from .protocol import CopySeeds, EnvSpec, Observation, Transition, check_actions, time_feature
 
 REWARDS = ("own", "team")
 
@@ -123,8 +123,7 @@ class RwareEnv:
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.reward = reward
-        self._seed = seed
-        self._seeded_once = False
+        self._seeds = CopySeeds(seed)
         self._ready = False
         self._steps = torch.zeros(num_envs, dtype=torch.long)
         n = first.n_agents
@@ -177,13 +176,9 @@ class RwareEnv:
 
     # ------------------------------------------------------------------ protocol
     def reset(self, seed: int | None = None) -> Observation:
-        if seed is None and not self._seeded_once:
-            seed = self._seed
-        if seed is not None:
-            self._seeded_once = True
         obs, states = [], []
-        for i in range(self.num_envs):
-            o, s = self._reset_copy(i, None if seed is None else int(seed) + i)
+        for i, copy_seed in enumerate(self._seeds.for_reset(seed, self.num_envs)):
+            o, s = self._reset_copy(i, copy_seed)
             obs.append(o)
             states.append(s)
         self._steps.zero_()
