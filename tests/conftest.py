@@ -43,6 +43,19 @@ def gauss_hermite_expectation(f, mu, sigma, dims=None, degree: int = 3):
     return total
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): the tensors
+    are small and the machine has 2 cores; OpenMP's parallel regions only add overhead, and under load (another
+    process on the cores) a tiny VMAS step can slow from ~3 ms to ~100 ms."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def auto_grid():
     """Exercise 30.7.2's full grid (n in 2,4,8,16 x coupling 0.25,1,4 x 3 critics x 30 seeds x 400 steps), step='auto'."""

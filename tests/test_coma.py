@@ -27,12 +27,7 @@ from marlpg.envs import make_env
 from conftest import REPO, SRC
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- TD(lambda) targets by hand ------------------------------------------------------------------

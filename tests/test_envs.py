@@ -22,14 +22,7 @@ from marlpg.envs.reference import (
     scripted_policy,
 )
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors, 2 cores: OpenMP's parallel regions only add overhead, and under load
-    (another process on the cores) a tiny VMAS step can slow from ~3 ms to ~100 ms."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 BACKENDS = {"vmas:simple_spread": (14, 9), "mpe2:simple_spread_v3": (18, 5)}  # obs_dim, discrete actions at n=3

@@ -29,12 +29,7 @@ PRICING_SPEC = EnvSpec(n_agents=2, obs_dim=2, state_dim=3, discrete=False, n_act
 TINY_SPREAD = dict(env="vmas:simple_spread", num_envs=16, rollout_steps=1, updates_per_iteration=1, total_frames=16 * 40, warmup_frames=16 * 10, batch_size=64, eval_episodes=4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- replay buffer ------------------------------------------------------------------------------

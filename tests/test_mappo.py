@@ -25,12 +25,7 @@ from conftest import REPO, SRC
 TINY = dict(num_envs=32, total_frames=32 * 25 * 2, eval_episodes=8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_clipped_surrogate_on_a_hand_made_batch():

@@ -24,12 +24,7 @@ from marlpg.algos.mappo import MAPPOConfig, TrainResult
 PUSH_RIGHT = 6  # VMAS discrete action: x component 2 (= +1), y component 0 (= none)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def two_speed(num_envs=8, n_agents=4, seed=0):
