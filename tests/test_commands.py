@@ -52,9 +52,8 @@ def stated_default(command, flag: str) -> str:
     return found.group(1).replace(",", "")
 
 
-@pytest.mark.parametrize("flag, field", [("--total-frames", "total_frames"), ("--n-agents", "n_agents"),
-                                         ("--num-envs", "num_envs"), ("--lr", "lr"), ("--chunk-length", "chunk_length"),
-                                         ("--horizon", "horizon")])
+@pytest.mark.parametrize("flag, field", [("--total-frames", "total_frames"), ("--num-envs", "num_envs"), ("--lr", "lr"),
+                                         ("--chunk-length", "chunk_length"), ("--eval-episodes", "eval_episodes")])
 def test_mappo_help_states_the_configs_defaults(flag, field):
     assert float(stated_default(marlpg.mappo, flag)) == getattr(mappo.MAPPOConfig(), field)
 
@@ -73,6 +72,7 @@ def test_the_commands_choices_are_the_algorithms():
 
 @pytest.mark.parametrize("argv, flag, field", [
     (["--n-agents", "0"], "--n-agents", "n_agents"),
+    (["--horizon", "0"], "--horizon", "horizon"),
     (["--num-envs", "0"], "--num-envs", "num_envs"),
     (["--lr", "-1"], "--lr", "lr"),
 ])
@@ -88,8 +88,10 @@ def test_flag_names_replace_whole_fields_only():
     parser = argparse.ArgumentParser()
     parser.add_argument("--num-envs")
     parser.add_argument("--n-agents")
+    parser.add_argument("--horizon")
     text = "minibatches=9 exceeds the 8 samples (num_envs=1 x rollout_steps=8); n_agents_total stays"
     assert in_flag_names(text, parser) == "minibatches=9 exceeds the 8 samples (--num-envs=1 x rollout_steps=8); n_agents_total stays"
+    assert in_flag_names("horizon must be positive; the horizon is 0", parser) == "--horizon must be positive; the horizon is 0"
 
 
 def test_no_progress_bar_when_standard_error_is_a_file(tmp_path):

@@ -203,3 +203,38 @@ def test_the_step_reaches_torch_without_copies(short):
     flags = {t.untyped_storage().data_ptr() for t in (step.done, step.alive, step.action_mask, step.won, short.acting)}
     assert len(floats) == 1 and len(flags) == 1
     assert torch.equal(step.obs, step.final_obs)  # no episode ended at step 1: the next view is the one reached
+
+
+def test_mappo_greedy_actions_keep_to_the_legal_ones(battle, mixed):
+    """Where the best logit is an illegal action, the greedy policy (feed-forward and recurrent) takes the best
+    legal one; 2s3z's two kinds get one actor each."""
+    from marlpg.algos.mappo import MAPPO, MAPPOConfig, greedy_policy
+
+    obs, _ = battle.reset(seed=5)
+    for recurrent in (False, True):
+        model = MAPPO(battle.spec, MAPPOConfig(env="smax:3m", recurrent=recurrent))
+        for _ in range(10):
+            mask = battle.action_mask
+            actions = greedy_policy(model, battle)(obs, mask)
+            assert bool(mask.gather(-1, actions.unsqueeze(-1)).all()), "the greedy policy took an illegal action"
+            obs = battle.step(actions).obs
+    assert MAPPO(mixed.spec, MAPPOConfig(env="smax:2s3z")).groups == [[0, 1], [2, 3, 4]]
+
+
+def test_mappo_command_line_reports_the_win_rate(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    run = subprocess.run(
+        [sys.executable, "-m", "marlpg.mappo", "--env", "smax:3m", "--total-frames", "1600", "--num-envs", "8",
+         "--eval-episodes", "8", "--quiet", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=1200, env=dict(os.environ, PYTHONPATH=str(src)),
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert lines[-1].startswith("eval_return=") and lines[-2].startswith("win_rate="), lines
+    assert 0.0 <= float(lines[-2].split("=", 1)[1]) <= 1.0
+    assert "ignored" not in run.stderr, run.stderr  # the map's own team size and horizon, no warning

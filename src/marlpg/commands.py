@@ -75,8 +75,10 @@ def in_flag_names(message: str, parser: argparse.ArgumentParser) -> str:
     """``message`` with every config field that is also a flag named as the flag: n_agents -> --n-agents."""
     flags = {action.dest: action.option_strings[-1] for action in parser._actions if action.option_strings}
     for dest, flag in flags.items():
-        if "_" in dest or dest in ("lr", "env"):
-            message = re.sub(rf"(?<![\w-]){re.escape(dest)}\b(?!-)", flag, message)
+        # a field with an underscore is a name wherever it stands; a one-word field only as the subject of a
+        # check ("horizon must be ...", "lr=...")
+        after = r"\b(?!-)" if "_" in dest else r"(?= must|=)"
+        message = re.sub(rf"(?<![\w-]){re.escape(dest)}{after}", flag, message)
     return message
 
 

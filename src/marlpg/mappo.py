@@ -20,19 +20,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ippo", action="store_true", help="critic on each agent's own observation (the IPPO ablation)")
     parser.add_argument("--no-share", action="store_true", help="one actor per agent instead of one shared actor")
     parser.add_argument("--continuous", action="store_true", help="continuous actions (Gaussian policy)")
-    parser.add_argument("--n-agents", type=int, help="agents in the team (default 3)")
+    parser.add_argument("--n-agents", type=int, help="agents in the team (default: the task's; 3 for the particle tasks, fixed by a SMAX map or RWARE layout)")
     parser.add_argument("--num-envs", type=int, help="environment copies stepped together (default 256)")
     parser.add_argument("--lr", type=float, help="Adam learning rate of actor and critic (default 0.002)")
     parser.add_argument("--recurrent", action="store_true", help="GRU actors and critics trained on sequence chunks")
     parser.add_argument("--chunk-length", type=int, help="steps per training chunk with --recurrent (default 10)")
-    parser.add_argument("--horizon", type=int, help="steps per episode (default 25)")
+    parser.add_argument("--horizon", type=int, help="steps per episode (default: the task's; 25 for the particle tasks, 100 for SMAX, 500 for RWARE)")
+    parser.add_argument("--eval-episodes", type=int, help="episodes of the final deterministic evaluation (default 200)")
 
 
 def config_from_args(args: argparse.Namespace):
     from marlpg.algos.mappo import MAPPOConfig
 
     given = {"env": args.env, "total_frames": args.total_frames, "device": args.device, "n_agents": args.n_agents,
-             "num_envs": args.num_envs, "lr": args.lr, "chunk_length": args.chunk_length, "horizon": args.horizon}
+             "num_envs": args.num_envs, "lr": args.lr, "chunk_length": args.chunk_length, "horizon": args.horizon,
+             "eval_episodes": args.eval_episodes}
     return MAPPOConfig(seed=args.seed, ippo=args.ippo, share=not args.no_share, continuous=args.continuous,
                        recurrent=args.recurrent,
                        **{k: v for k, v in given.items() if v is not None})
@@ -52,6 +54,8 @@ def report_run(result, out: Path) -> None:
         print(f"random={result.reference[0]:.4f}")
         print(f"scripted={result.reference[1]:.4f}")
         print(f"gap_closed={gap_closed(result.eval_return, result.reference):.4f}")
+    if result.eval_win_rate is not None:
+        print(f"win_rate={result.eval_win_rate:.4f}")
     print(f"eval_return={result.eval_return:.4f}")
 
 

@@ -64,7 +64,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from marlpg.core.agents import with_agent_ids
-from marlpg.core.evaluation import deterministic_return, gap_closed
+from marlpg.core.evaluation import deterministic_return, gap_closed, win_rate
 from marlpg.core.gae import gae
 from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_prob, mlp
 from marlpg.core.normalizer import RunningNormalizer
@@ -81,10 +81,10 @@ DEFAULT_FRAMES = 6_000_000
 @dataclass
 class MAPPOConfig:
     env: str = "vmas:simple_spread"
-    n_agents: int = 3
+    n_agents: int | None = None  # None: the task's (3 for the particle tasks; fixed by a SMAX map or RWARE layout)
     continuous: bool = False
     num_envs: int = 256
-    horizon: int = 25
+    horizon: int | None = None  # None: the task's (25 steps for the particle tasks, 100 for SMAX, 500 for RWARE)
     rollout_steps: int = 25  # steps per environment per iteration
     total_frames: int = DEFAULT_FRAMES  # a frame is one step of one environment copy (all agents)
     seed: int = 0
@@ -118,6 +118,8 @@ class MAPPOConfig:
         positive = ("n_agents", "num_envs", "horizon", "rollout_steps", "total_frames", "epochs", "minibatches", "eval_episodes")
         for name in positive:
             value = getattr(self, name)
+            if value is None and name in ("n_agents", "horizon"):
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         if self.num_envs * self.rollout_steps < self.minibatches:
@@ -152,13 +154,15 @@ class MAPPO(nn.Module):
     """The actors (deployed) and the critic (used only in training).
 
     Agents are split into groups that share one actor: all agents (``share=True``), one group per
-    role (``share=True`` with ``roles``), or every agent alone (``share=False``).
+    role (``share=True`` with ``roles``, which default to the kinds the environment reports in ``spec.roles``,
+    e.g. SMAX 2s3z's stalkers and zealots), or every agent alone (``share=False``).
     """
 
     def __init__(self, spec: EnvSpec, cfg: MAPPOConfig):
         super().__init__()
         self.spec, self.cfg = spec, cfg
-        self.groups = actor_groups(spec.n_agents, cfg.share, cfg.roles)
+        roles = cfg.roles if cfg.roles is not None else spec.roles  # a team of several kinds shares per kind
+        self.groups = actor_groups(spec.n_agents, cfg.share, roles)
         self.group_of = {agent: g for g, members in enumerate(self.groups) for agent in members}
         self.register_buffer("_order", torch.tensor([a for members in self.groups for a in members]).argsort(), persistent=False)
         self.use_ids = cfg.agent_id and any(len(members) > 1 for members in self.groups)
@@ -199,9 +203,12 @@ class MAPPO(nn.Module):
         log_std = self._per_group(inputs[..., :1], lambda actor, x: actor.log_std.expand(*x.shape[:-1], -1))
         return Normal(out, log_std.exp())
 
-    def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+    def act_deterministic(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The greedy joint action; with ``action_mask`` the best legal one (discrete actions)."""
         self._feed_forward_only("act_deterministic")
-        return self._per_group(self.actor_input(obs), lambda actor, x: actor.deterministic(x))
+        if action_mask is None or not self.spec.discrete:
+            return self._per_group(self.actor_input(obs), lambda actor, x: actor.deterministic(x))
+        return masked_logits(self._per_group(self.actor_input(obs), lambda actor, x: actor.net(x)), action_mask).argmax(-1)
 
     def value(self, state: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """The critic's output in normalized units, ``[..., n]``."""
@@ -252,9 +259,12 @@ class MAPPO(nn.Module):
         log_std = torch.cat([a.log_std.expand(len(m), -1) for a, m in zip(self.actors, self.groups)]).index_select(0, self._order)
         return Normal(out, log_std.exp().expand_as(out)), last
 
-    def act_deterministic_sequence(self, obs, actor_hidden, starts):
-        """Greedy actions ``[L, B, n(, da)]`` and the actors' last hidden states."""
+    def act_deterministic_sequence(self, obs, actor_hidden, starts, action_mask=None):
+        """Greedy actions ``[L, B, n(, da)]`` (the best legal ones under ``action_mask``) and the actors'
+        last hidden states."""
         out, last = self._per_group_recurrent(self.actor_input(obs), actor_hidden, starts)
+        if action_mask is not None and self.spec.discrete:
+            out = masked_logits(out, action_mask)
         return self.actors[0].deterministic(out), last
 
     def value_sequence(self, state, obs, critic_hidden, starts):
@@ -340,6 +350,7 @@ class TrainResult:
     frames: int = 0
     seconds: float = 0.0
     reference: tuple[float, float] | None = None  # (random, scripted) mean episode return per agent
+    eval_win_rate: float | None = None  # fraction of evaluation episodes won, where the task reports wins
 
 
 class EpisodeTracker:
@@ -457,8 +468,9 @@ def recurrent_greedy_policy(model: MAPPO, num_envs: int) -> Callable[[torch.Tens
     hidden = [model.initial_memory(num_envs).actor]
     no_reset = torch.zeros(1, num_envs, dtype=torch.bool, device=hidden[0].device)
 
-    def act(obs: torch.Tensor) -> torch.Tensor:
-        actions, hidden[0] = model.act_deterministic_sequence(obs.unsqueeze(0), hidden[0], no_reset)
+    def act(obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        mask = None if action_mask is None else action_mask.unsqueeze(0)
+        actions, hidden[0] = model.act_deterministic_sequence(obs.unsqueeze(0), hidden[0], no_reset, mask)
         return actions[0]
 
     return act
@@ -643,10 +655,22 @@ def update_recurrent(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfi
     return {**dict(zip(DIAGNOSTICS, stats.tolist())), "explained_variance": explained}
 
 
+def greedy_policy(model: MAPPO, env):
+    """``act(obs, action_mask)``: the deterministic policy, keeping to the legal actions (with memory if recurrent)."""
+    return recurrent_greedy_policy(model, env.num_envs) if model.cfg.recurrent else model.act_deterministic
+
+
 def evaluate(model: MAPPO, env, episodes_seed: int) -> float:
     """Mean episode return per agent of the deterministic policy: one episode in every copy of ``env``."""
-    act = recurrent_greedy_policy(model, env.num_envs) if model.cfg.recurrent else model.act_deterministic
-    return deterministic_return(act, env, episodes_seed)
+    act = greedy_policy(model, env)
+    return deterministic_return(lambda obs: act(obs, current_action_mask(env)), env, episodes_seed)
+
+
+def evaluate_win_rate(model: MAPPO, env, episodes_seed: int) -> float | None:
+    """Fraction of evaluation episodes won (deterministic policy), for environments that report wins (SMAX)."""
+    if not getattr(env, "reports_wins", False):
+        return None
+    return win_rate(greedy_policy(model, env), env, episodes_seed)
 
 
 def make_envs(cfg: MAPPOConfig, device: torch.device):
@@ -663,7 +687,8 @@ def reference_for(cfg: MAPPOConfig) -> tuple[float, float] | None:
     except ImportError:
         return None
     try:
-        return reference_returns(cfg.env, n_agents=cfg.n_agents, continuous=cfg.continuous)
+        sizes = {} if cfg.n_agents is None else {"n_agents": cfg.n_agents}
+        return reference_returns(cfg.env, continuous=cfg.continuous, **sizes)
     except (ValueError, NotImplementedError):
         return None
 
@@ -730,6 +755,7 @@ def train(
     result.seconds = time.perf_counter() - began
     with cpu_threads(1):
         result.eval_return = evaluate(model, eval_env, 10_000 + cfg.seed)
+        result.eval_win_rate = evaluate_win_rate(model, eval_env, 10_000 + cfg.seed)
     return result
 
 

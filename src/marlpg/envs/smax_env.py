@@ -112,6 +112,8 @@ def smax_maps() -> list[str]:
 class SmaxEnv:
     """``num_envs`` copies of one SMAX map against JaxMARL's heuristic enemy, as one batched environment."""
 
+    reports_wins = True  # its transitions carry ``won``: marlpg.core.evaluation.win_rate works on it
+
     def __init__(
         self,
         map_name: str,
