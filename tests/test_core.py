@@ -109,3 +109,18 @@ def test_command_line_runs_write_outside_the_working_directory_by_default(tmp_pa
     assert coma.main(["--env", "credit", "--total-frames", "16", "--quiet"]) == 0
     assert list(work.iterdir()) == []  # nothing left in the working directory
     assert (tmp_path / "cache" / "marlpg" / "runs" / "coma" / "curve.csv").is_file()
+
+
+def test_iteration_budget_covers_the_frames_with_whole_iterations():
+    from dataclasses import dataclass
+
+    from marlpg.core.schedule import IterationBudget
+
+    @dataclass
+    class Config(IterationBudget):
+        num_envs: int
+        rollout_steps: int
+        total_frames: int
+
+    assert Config(4, 5, 40).frames_per_iteration == 20
+    assert [Config(4, 5, frames).iterations for frames in (1, 20, 21, 40, 41)] == [1, 1, 2, 2, 3]

@@ -62,6 +62,7 @@ from marlpg.core.networks import CategoricalActor, mlp
 from marlpg.core.normalizer import RunningNormalizer
 from marlpg.core.returns import td_lambda_targets
 from marlpg.core.runlog import progress_bar
+from marlpg.core.schedule import IterationBudget
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.envs import EnvSpec, make_env
@@ -73,7 +74,7 @@ DEFAULT_AGENTS = {"credit": 4, "climbing": 2}
 
 
 @dataclass
-class COMAConfig:
+class COMAConfig(IterationBudget):
     env: str = "credit"
     baseline: str = "counterfactual"  # counterfactual (COMA) | state_value | independent
     n_agents: int | None = None  # None: 4 for credit, 2 for climbing, 3 otherwise
@@ -139,14 +140,6 @@ class COMAConfig:
     @property
     def rollout_steps(self) -> int:
         return 1 if self.one_step else self.horizon
-
-    @property
-    def frames_per_iteration(self) -> int:
-        return self.num_envs * self.rollout_steps
-
-    @property
-    def iterations(self) -> int:
-        return max(1, -(-self.total_frames // self.frames_per_iteration))
 
 
 # --- the critic's inputs -----------------------------------------------------------------------

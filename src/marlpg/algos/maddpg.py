@@ -50,6 +50,7 @@ from marlpg.core.evaluation import gap_closed
 from marlpg.core.networks import mlp
 from marlpg.core.replay import ReplayBuffer
 from marlpg.core.runlog import progress_bar
+from marlpg.core.schedule import IterationBudget
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.envs import EnvSpec, make_env
@@ -58,7 +59,7 @@ ENVS = ("pricing", "vmas:simple_spread")
 
 
 @dataclass
-class MADDPGConfig:
+class MADDPGConfig(IterationBudget):
     env: str = "vmas:simple_spread"
     n_agents: int = 3
     continuous: bool = True  # False: discrete actions through the Gumbel-softmax
@@ -125,14 +126,6 @@ class MADDPGConfig:
     def for_env(cls, env: str, **overrides) -> "MADDPGConfig":
         """The defaults for ``env`` (see PRESETS), with ``overrides`` on top."""
         return cls(env=env, **{**PRESETS.get(env, {}), **overrides})
-
-    @property
-    def frames_per_iteration(self) -> int:
-        return self.num_envs * self.rollout_steps
-
-    @property
-    def iterations(self) -> int:
-        return max(1, -(-self.total_frames // self.frames_per_iteration))
 
 
 # The pricing game is one-shot (horizon 1): a small critic and a short run suffice; one step and

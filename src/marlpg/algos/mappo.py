@@ -70,6 +70,7 @@ from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_p
 from marlpg.core.normalizer import RunningNormalizer
 from marlpg.core.recurrent import GRUNet, RecurrentActor, chunk_count, chunk_initial_states, reset_where, to_chunks, valid_steps
 from marlpg.core.runlog import progress_bar
+from marlpg.core.schedule import IterationBudget
 from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.envs import EnvSpec, make_env
@@ -79,7 +80,7 @@ DEFAULT_FRAMES = 6_000_000
 
 
 @dataclass
-class MAPPOConfig:
+class MAPPOConfig(IterationBudget):
     env: str = "vmas:simple_spread"
     n_agents: int | None = None  # None: the task's (3 for the particle tasks; fixed by a SMAX map or RWARE layout)
     continuous: bool = False
@@ -140,14 +141,6 @@ class MAPPOConfig:
                 f"{self.num_envs} x ceil(rollout_steps={self.rollout_steps} / chunk_length={self.chunk_length})); "
                 "use at most that many"
             )
-
-    @property
-    def frames_per_iteration(self) -> int:
-        return self.num_envs * self.rollout_steps
-
-    @property
-    def iterations(self) -> int:
-        return max(1, -(-self.total_frames // self.frames_per_iteration))
 
 
 class MAPPO(nn.Module):
