@@ -8,6 +8,7 @@ working tree's ``src`` on PYTHONPATH; any cell that raises fails the test.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -36,6 +37,23 @@ def test_notebook_is_stored_without_outputs(path):
     ]
     assert not dirty, f"{path.name}: cells {dirty} carry outputs; clear them before committing (the book executes them)"
     assert "widgets" not in notebook.metadata, f"{path.name}: stored widget state; clear it before committing"
+
+
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`]*)`")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + sorted((REPO / "book").glob("*.md")), ids=lambda p: p.name)
+def test_glue_references_are_well_formed(path):
+    """Every {glue:...}`key` names a key, with an optional format after a colon: a missing backtick swallows
+    the text up to the next role, which only the Sphinx build (minutes into it) would report."""
+    if path.suffix == ".ipynb":
+        texts = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "markdown"]
+    else:
+        texts = [path.read_text(encoding="utf-8")]
+    for text in texts:
+        for match in GLUE_ROLE.finditer(text):
+            key = match.group(1)
+            assert re.fullmatch(r"[\w./:-]+(:[^`{}\s]*)?", key), f"{path.name}: malformed glue reference `{key}`"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
