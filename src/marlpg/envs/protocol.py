@@ -195,3 +195,8 @@ class CopySeeds:
             self.used = True
         return [None if seed is None else int(seed) + i for i in range(num_envs)]
 
+    def reset_each(self, reset_copy, seed: int | None, num_envs: int) -> tuple[list, list]:
+        """``reset_copy(i, seed_i)`` for every copy: the lists of their observations and states."""
+        pairs = [reset_copy(i, copy_seed) for i, copy_seed in enumerate(self.for_reset(seed, num_envs))]
+        return [obs for obs, _ in pairs], [state for _, state in pairs]
+

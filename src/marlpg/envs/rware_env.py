@@ -176,11 +176,7 @@ class RwareEnv:
 
     # ------------------------------------------------------------------ protocol
     def reset(self, seed: int | None = None) -> Observation:
-        obs, states = [], []
-        for i, copy_seed in enumerate(self._seeds.for_reset(seed, self.num_envs)):
-            o, s = self._reset_copy(i, copy_seed)
-            obs.append(o)
-            states.append(s)
+        obs, states = self._seeds.reset_each(self._reset_copy, seed, self.num_envs)
         self._steps.zero_()
         self._ready = True
         return self._observe(obs, states, self._steps)
