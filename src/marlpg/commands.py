@@ -82,6 +82,24 @@ def in_flag_names(message: str, parser: argparse.ArgumentParser) -> str:
     return message
 
 
+def algorithm_of(command):
+    """The module of :mod:`marlpg.algos` a command trains, imported only when it is needed (it imports torch)."""
+    from importlib import import_module
+
+    return import_module(f"marlpg.algos.{command.NAME}")
+
+
+def print_reference_gap(result, eval_return: float) -> None:
+    """``random=``, ``scripted=`` and ``gap_closed=`` lines where the task has a scripted reference."""
+    if result.reference is None:
+        return
+    from marlpg.core.evaluation import gap_closed
+
+    print(f"random={result.reference[0]:.4f}")
+    print(f"scripted={result.reference[1]:.4f}")
+    print(f"gap_closed={gap_closed(eval_return, result.reference):.4f}")
+
+
 def run_command(command, argv=None) -> int:
     """Parse ``argv``, train one seed or several, print the command's report; bad input exits with its message."""
     parser = parser_for(command)
@@ -94,10 +112,7 @@ def run_command(command, argv=None) -> int:
             results = train_seeds(command, cfg, seeds, args)
             command.report_seeds(seeds, results, out)
             return 0
-        from importlib import import_module
-
-        algorithm = import_module(f"marlpg.algos.{command.NAME}")
-        result = algorithm.train(cfg, progress=not args.quiet and sys.stderr.isatty())
+        result = algorithm_of(command).train(cfg, progress=not args.quiet and sys.stderr.isatty())
     except ValueError as error:
         raise SystemExit(f"error: {in_flag_names(str(error), parser)}") from None
     command.report_run(result, out)
@@ -106,13 +121,10 @@ def run_command(command, argv=None) -> int:
 
 def train_seeds(command, cfg, seeds: list[int], args: argparse.Namespace) -> list:
     """The runs of ``--seeds``; says on standard error where they ran; a missing Ray exits with the install hint."""
-    from importlib import import_module
-
     from marlpg.scale import jobs
 
-    algorithm = import_module(f"marlpg.algos.{command.NAME}")
     try:
-        results = jobs.train_seeds(algorithm, cfg, seeds, ray=args.ray, address=args.ray_address)
+        results = jobs.train_seeds(algorithm_of(command), cfg, seeds, ray=args.ray, address=args.ray_address)
     except jobs.RayNotInstalled as error:
         raise SystemExit(f"error: {error}") from None
     print(where_seeds_ran(len(seeds), args.ray, args.ray_address), file=sys.stderr)

@@ -8,7 +8,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from marlpg.commands import run_command
+from marlpg.commands import print_reference_gap, run_command
 
 NAME = "maddpg"
 DESCRIPTION = "MADDPG: deterministic policy gradients with a centralized critic per agent (Lowe et al., 2017)."
@@ -41,16 +41,12 @@ def config_from_args(args: argparse.Namespace):
 
 def report_run(result, out: Path) -> None:
     """``key=value`` lines, ``eval_return`` last; the curve saved under ``out``."""
-    from marlpg.core.evaluation import gap_closed
     from marlpg.core.runlog import write_curve
 
     curve = write_curve(out / "curve.csv", result.curve)
     print(f"curve={curve}")
     print(f"frames={result.frames} seconds={result.seconds:.1f} fps={result.frames / result.seconds:.0f}")
-    if result.reference is not None:
-        print(f"random={result.reference[0]:.4f}")
-        print(f"scripted={result.reference[1]:.4f}")
-        print(f"gap_closed={gap_closed(result.eval_return, result.reference):.4f}")
+    print_reference_gap(result, result.eval_return)
     if result.eval_prices is not None:
         print(f"collusive={[round(p, 4) for p in result.collusive_prices]}")
         print(f"prices={[round(p, 4) for p in result.eval_prices]}")

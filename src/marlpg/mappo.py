@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from marlpg.commands import run_command
+from marlpg.commands import print_reference_gap, run_command
 
 NAME = "mappo"
 DESCRIPTION = "MAPPO: PPO for every agent, trained against a centralized value function (Yu et al., 2022)."
@@ -42,7 +42,7 @@ def config_from_args(args: argparse.Namespace):
 
 def report_run(result, out: Path) -> None:
     """``key=value`` lines, ``eval_return`` last; the curve and the deployable actors saved under ``out``."""
-    from marlpg.algos.mappo import gap_closed, save_actors
+    from marlpg.algos.mappo import save_actors
     from marlpg.core.runlog import write_curve
 
     curve = write_curve(out / "curve.csv", result.curve)
@@ -50,10 +50,7 @@ def report_run(result, out: Path) -> None:
     print(f"curve={curve}")
     print(f"actors={actors}")
     print(f"frames={result.frames} seconds={result.seconds:.1f} fps={result.frames / result.seconds:.0f}")
-    if result.reference is not None:
-        print(f"random={result.reference[0]:.4f}")
-        print(f"scripted={result.reference[1]:.4f}")
-        print(f"gap_closed={gap_closed(result.eval_return, result.reference):.4f}")
+    print_reference_gap(result, result.eval_return)
     if result.eval_win_rate is not None:
         print(f"win_rate={result.eval_win_rate:.4f}")
     print(f"eval_return={result.eval_return:.4f}")
