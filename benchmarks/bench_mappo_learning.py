@@ -15,10 +15,16 @@ both measured here in one process.
 
     python benchmarks/bench_mappo_learning.py              # 3 seeds x 2 methods, about 25 minutes
     python benchmarks/bench_mappo_learning.py --quick      # a smoke run: checks the script, measures nothing
+    python benchmarks/bench_mappo_learning.py --methods MAPPO --csv benchmarks/results/mappo_simple_spread.csv
+
+``--csv`` writes every iteration of every run (frames, wall and CPU seconds, training return, and the
+deterministic evaluation where there is one) under a header naming the command, commit, machine and
+date; chapter 05 plots the files that ship in ``benchmarks/results/``.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -26,9 +32,16 @@ import time
 import torch
 
 from marlpg.algos.mappo import DEFAULT_FRAMES, MAPPOConfig, gap_closed, reference_for, train
+from marlpg.book import stored_results
 from marlpg.book.stats import iqm_interval
 
+CSV_FIELDS = ["method", "seed", "iteration", "frames", "seconds", "cpu_seconds", "return", "eval_return", "gap"]
+
 TARGET = 0.95  # the issue's bar: 95% of the random-to-scripted gap
+
+
+def _rounded(value):
+    return round(value, 4) if isinstance(value, float) else value
 
 
 class _TargetReached(Exception):
@@ -41,9 +54,12 @@ class _TargetReached(Exception):
 def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int, stop_at_target: bool = False) -> dict:
     cfg = MAPPOConfig(seed=seed, total_frames=frames, ippo=method == "IPPO", eval_every=eval_every, num_envs=num_envs)
     reference = reference_for(cfg)
-    cpu_start, first = time.process_time(), {}
+    cpu_start, first, curve = time.process_time(), {}, []
 
     def watch(row: dict) -> None:  # the first evaluation at or above the target, with the CPU time so far
+        row["cpu_seconds"] = round(time.process_time() - cpu_start, 2)
+        curve.append({"method": method, "seed": seed, **{key: _rounded(value) for key, value in row.items()},
+                      "gap": _rounded(gap_closed(row["eval_return"], reference)) if "eval_return" in row else None})
         if not first and "eval_return" in row and gap_closed(row["eval_return"], reference) >= TARGET:
             first.update(row, cpu_seconds=time.process_time() - cpu_start)
             if stop_at_target:
@@ -54,6 +70,8 @@ def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int, sto
         seconds, frames_done, eval_return = result.seconds, result.frames, result.eval_return
     except _TargetReached as stop:
         seconds, frames_done, eval_return = stop.row["seconds"], stop.row["frames"], stop.row["eval_return"]
+    if "eval_return" not in curve[-1]:  # the final evaluation, on the same episodes as the others
+        curve[-1].update(eval_return=_rounded(eval_return), gap=_rounded(gap_closed(eval_return, reference)))
     return {
         "method": method,
         "seed": seed,
@@ -65,6 +83,7 @@ def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int, sto
         "frames_to_target": first.get("frames"),
         "cpu_to_target": first.get("cpu_seconds"),
         "reference": reference,
+        "curve": curve,
     }
 
 
@@ -89,6 +108,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
     parser.add_argument("--methods", default="MAPPO,IPPO", help="comma-separated subset of MAPPO,IPPO")
+    parser.add_argument("--csv", help="write every iteration of every run to this file (see the module docstring)")
     parser.add_argument(
         "--stop-at-target", action="store_true",
         help="end each run at its first evaluation that reaches the target (seconds then include the evaluations so far)",
@@ -99,6 +119,7 @@ def main(argv=None) -> None:
         frames, seeds, eval_every, num_envs = 3_200, 1, 1, 64
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"VMAS simple_spread, 3 agents, {frames:,} frames per run, {seeds} seed(s); target {TARGET:.0%} of the random->scripted gap")
+    about = stored_results.provenance(target=f"{TARGET:.0%} of the random->scripted gap", frames=frames)
     rows = []
     for seed in range(seeds):
         for method in args.methods.split(","):
@@ -112,6 +133,10 @@ def main(argv=None) -> None:
                 f"eval {row['eval_return']:8.2f}, gap {row['gap']:.3f}, {TARGET:.0%} at {reached}",
                 flush=True,
             )
+    if args.csv:
+        about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"
+        path = stored_results.write(args.csv, [r for row in rows for r in row["curve"]], CSV_FIELDS, about)
+        print(f"wrote {path}")
     random_return, scripted_return = rows[0]["reference"]
     print(f"references: random {random_return:.2f}, scripted {scripted_return:.2f} (mean episode return per agent)")
     summaries = {m: summarize(rows, m) for m in dict.fromkeys(r["method"] for r in rows)}

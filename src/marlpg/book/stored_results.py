@@ -1,0 +1,133 @@
+"""Results of runs too long for a book build: written by ``benchmarks/``, stored in ``benchmarks/results/``.
+
+A stored file is a CSV whose first lines are ``# key: value`` comments saying how it was made (the
+command, the commit, the machine, the date, the load), then a header row and one row per
+iteration of every run. A chapter reads it with ``load`` from the checkout it runs in or, opened on
+its own (Colab), from the course repository, and shows the provenance beside the plot.
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import os
+import platform
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS_FOLDER = "benchmarks/results"
+COURSE_RAW = "https://raw.githubusercontent.com/marlpg/policy-gradient-marl/main"
+
+
+@dataclass
+class StoredResults:
+    """A stored file: its provenance (``command``, ``commit``, ``machine``, ``date``, ...) and its rows."""
+
+    name: str
+    provenance: dict[str, str]
+    rows: list[dict]
+
+    def runs(self, **match) -> dict[tuple, list[dict]]:
+        """Rows grouped into runs by (method, seed), keeping those whose columns equal ``match``."""
+        grouped: dict[tuple, list[dict]] = {}
+        for row in self.rows:
+            if all(row.get(key) == value for key, value in match.items()):
+                grouped.setdefault((row.get("method"), row.get("seed")), []).append(row)
+        return grouped
+
+    def caption(self) -> str:
+        keys = ("command", "commit", "machine", "date")
+        return "; ".join(f"{key}: {self.provenance[key]}" for key in keys if key in self.provenance)
+
+
+def _git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if commit.returncode != 0:
+        return "unknown"
+    return commit.stdout.strip() + (" with local changes" if dirty.stdout.strip() else "")
+
+
+def provenance(**extra) -> dict[str, str]:
+    """How a result is being made: command line, commit, machine, threads, date and load, plus ``extra``."""
+    import torch
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {
+        "command": " ".join(["python", *sys.argv]),
+        "commit": _git_commit(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+                   f"with {torch.get_num_threads()} threads",
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_at_start": f"{load:.2f}",
+        **{key: str(value) for key, value in extra.items()},
+    }
+
+
+def write(path: str | Path, rows: list[dict], fields: list[str], about: dict[str, str]) -> Path:
+    """Write ``rows`` (only ``fields``, in that order) under the ``about`` comments; returns the path."""
+    for key, value in about.items():
+        if "\n" in f"{key}{value}":
+            raise ValueError(f"provenance entries are one line each; {key!r} is not")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        for key, value in about.items():
+            handle.write(f"# {key}: {value}\n")
+        writer = csv.DictWriter(handle, fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _number(text: str):
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse(name: str, text: str) -> StoredResults:
+    about, lines = {}, text.splitlines()
+    while lines and lines[0].startswith("#"):
+        key, _, value = lines.pop(0).lstrip("# ").partition(":")
+        about[key.strip()] = value.strip()
+    rows = [{key: _number(value) for key, value in row.items()} for row in csv.DictReader(io.StringIO("\n".join(lines)))]
+    if not rows:
+        raise ValueError(f"stored results {name!r} hold no rows")
+    return StoredResults(name, about, rows)
+
+
+def find_checkout(start: Path | None = None) -> Path | None:
+    """The course checkout that holds ``benchmarks/results`` at or above ``start`` (the working directory)."""
+    start = Path.cwd() if start is None else start
+    return next((folder for folder in (start, *start.parents) if (folder / RESULTS_FOLDER).is_dir()), None)
+
+
+def load(name: str, start: Path | None = None) -> StoredResults:
+    """The stored file ``benchmarks/results/<name>``: from the checkout, else downloaded from the course."""
+    checkout = find_checkout(start)
+    if checkout is not None:
+        path = checkout / RESULTS_FOLDER / name
+        if not path.is_file():
+            available = sorted(p.name for p in (checkout / RESULTS_FOLDER).glob("*.csv"))
+            raise FileNotFoundError(f"no stored results {name!r} in {checkout / RESULTS_FOLDER}; there are {available}")
+        return parse(name, path.read_text())
+    url = f"{COURSE_RAW}/{RESULTS_FOLDER}/{name}"
+    try:
+        text = urllib.request.urlopen(url, timeout=30).read().decode()
+    except OSError as error:
+        raise FileNotFoundError(f"stored results {name!r}: no checkout here and {url} could not be read ({error}); "
+                                "run the notebook from a clone of the course") from error
+    return parse(name, text)
