@@ -74,6 +74,29 @@ def test_evaluation_leaves_the_training_run_unchanged_on_vmas():
         [{k: v for k, v in r.items() if k not in drop} for r in evaluated]
 
 
+@pytest.mark.parametrize("algorithm", ["coma", "maddpg"])
+def test_periodic_evaluation_leaves_coma_and_maddpg_training_unchanged(algorithm):
+    from marlpg.algos import coma, maddpg
+
+    if algorithm == "coma":
+        module, cfg = coma, coma.COMAConfig(env="vmas:simple_spread", num_envs=4, total_frames=300, eval_episodes=4,
+                                            actor_hidden=(8,), critic_hidden=(8,))
+    else:
+        module, cfg = maddpg, maddpg.MADDPGConfig(num_envs=4, total_frames=300, warmup_frames=100, batch_size=32,
+                                                  buffer_size=1_000, updates_per_iteration=2, eval_episodes=4,
+                                                  actor_hidden=(8,), critic_hidden=(8,))
+    drop = ("seconds", "eval_return")
+    seen = []
+    plain = module.train(cfg, progress=False).curve
+    evaluated = module.train(replace(cfg, eval_every=1), progress=False, on_iteration=seen.append).curve
+    assert len(plain) == 3 and all(isinstance(row["eval_return"], float) for row in evaluated)
+    assert seen == evaluated  # on_iteration sees every row as it is made
+    same = [{k: v for k, v in r.items() if k not in drop} for r in plain]
+    assert same == [{k: v for k, v in r.items() if k not in drop} for r in evaluated]
+    with pytest.raises(ValueError, match="eval_every"):
+        replace(cfg, eval_every=-1)
+
+
 class _LeavingEnv:
     """Two agents: "a" terminates after its 1st step, "b" is truncated after its 3rd (or terminates with
     ``b_terminates``); "b" gets action masks in its infos."""

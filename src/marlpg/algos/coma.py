@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -98,6 +99,7 @@ class COMAConfig(IterationBudget):
     actor_hidden: tuple[int, ...] = (64, 64)
     critic_hidden: tuple[int, ...] | None = None  # None: (64, 64) one-step, (128, 128) otherwise
     eval_episodes: int = 200
+    eval_every: int = 0  # iterations between deterministic evaluations during training (0: only at the end)
     update_threads: int | None = None
     stop_at: float | None = None  # one-step games: stop once the expected return reaches this fraction of the optimum
 
@@ -123,6 +125,8 @@ class COMAConfig(IterationBudget):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if not isinstance(self.eval_every, int) or isinstance(self.eval_every, bool) or self.eval_every < 0:
+            raise ValueError(f"eval_every must be a non-negative integer; got {self.eval_every!r}")
         for name in ("actor_lr", "critic_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
@@ -433,8 +437,10 @@ def mean_episode_return(rollout: Rollout) -> float:
     return torch.cat(total).mean().item() if total else float("nan")
 
 
-def train(cfg: COMAConfig, progress: bool = True) -> TrainResult:
-    """Train COMA (or an ablation's baseline) for ``cfg.total_frames`` frames."""
+def train(
+    cfg: COMAConfig, progress: bool = True, on_iteration: Callable[[dict], None] | None = None
+) -> TrainResult:
+    """Train COMA (or an ablation's baseline) for ``cfg.total_frames`` frames; ``on_iteration`` sees every row."""
     model, train_env, eval_env, (actor_opt, critic_opt) = build(cfg)
     generator = torch.Generator().manual_seed(cfg.seed)
     result = TrainResult(cfg, model, optimum=getattr(train_env, "optimum", None))
@@ -468,7 +474,12 @@ def train(cfg: COMAConfig, progress: bool = True) -> TrainResult:
         if cfg.one_step:  # the exact expected payoff of the current policies, free of sampling noise
             with torch.no_grad():
                 row["expected_return"] = train_env.expected_payoff(model.policy(start[0][0]).probs).item()
+        if cfg.eval_every and iteration % cfg.eval_every == 0:
+            with cpu_threads(1):
+                row["eval_return"] = evaluate(model, eval_env, 10_000 + cfg.seed)
         result.curve.append(row)
+        if on_iteration is not None:
+            on_iteration(row)
         bar.update(cfg.frames_per_iteration)
         bar.set_postfix(ret=f"{episode_return:.2f}")
         if cfg.stop_at is not None and row["expected_return"] >= cfg.stop_at * result.optimum:

@@ -89,6 +89,7 @@ class MADDPGConfig(IterationBudget):
     actor_hidden: tuple[int, ...] = (64, 64)
     critic_hidden: tuple[int, ...] = (128, 128)
     eval_episodes: int = 200
+    eval_every: int = 0  # iterations between deterministic evaluations during training (0: only at the end)
     update_threads: int | None = None  # CPU threads for updates (None: MARLPG_THREADS, else all)
 
     def __post_init__(self):
@@ -101,8 +102,10 @@ class MADDPGConfig(IterationBudget):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if not isinstance(self.warmup_frames, int) or self.warmup_frames < 0:
-            raise ValueError(f"warmup_frames must be a non-negative integer; got {self.warmup_frames!r}")
+        for name in ("warmup_frames", "eval_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
         for name in ("actor_lr", "critic_lr", "gumbel_temperature", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
@@ -451,6 +454,9 @@ def train(
             with torch.no_grad():
                 prices = train_env.prices(model.mu(obs)).mean(0)
             row.update({f"price_{i}": p for i, p in enumerate(prices.tolist())})
+        if cfg.eval_every and iteration % cfg.eval_every == 0:
+            with cpu_threads(1):
+                row["eval_return"] = evaluate(model, eval_env, 10_000 + cfg.seed)[0]
         result.curve.append(row)
         if on_iteration is not None:
             on_iteration(row)
