@@ -20,20 +20,18 @@ marlpg's batch of copies, and has no value normalization (it learns the raw retu
 from __future__ import annotations
 
 import argparse
-import csv
-import platform
 import statistics
 from pathlib import Path
 
 import ray
-import torch
 
+from marlpg.book import stored_results
 from marlpg.commands import parse_seeds
 from marlpg.algos.mappo import MAPPOConfig, train
 from marlpg.scale.rllib_mappo import RLlibMAPPOConfig
 from marlpg.scale.rllib_mappo import train as train_rllib
 
-FIELDS = ("learner", "seed", "iteration", "frames", "seconds", "return")
+FIELDS = ("method", "seed", "iteration", "frames", "seconds", "return")
 
 
 def return_at(curve: list[dict], frames: int) -> float:
@@ -52,17 +50,10 @@ def run_seed(frames: int, seed: int, quick: bool) -> dict[str, list[dict]]:
     return {"rllib": rllib_curve, "marlpg": marlpg_curve}
 
 
-def write_csv(path: Path, runs: dict[int, dict[str, list[dict]]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        handle.write(f"# bench_rllib_mappo.py on {platform.machine()} with {torch.get_num_threads()} torch threads, "
-                     f"torch {torch.__version__}, ray {ray.__version__}\n")
-        writer = csv.DictWriter(handle, FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for seed, curves in runs.items():
-            for learner, curve in curves.items():
-                for row in curve:
-                    writer.writerow({**row, "learner": learner, "seed": seed})
+def write_csv(path: Path, runs: dict[int, dict[str, list[dict]]], about: dict[str, str]) -> None:
+    rows = [{**row, "method": learner, "seed": seed}
+            for seed, curves in runs.items() for learner, curve in curves.items() for row in curve]
+    stored_results.write(path, rows, list(FIELDS), about)
 
 
 def summarize(runs: dict[int, dict[str, list[dict]]], frames: int) -> None:
@@ -92,13 +83,14 @@ def main(argv=None) -> int:
     except ValueError as error:
         raise SystemExit(f"error: --seeds: {error}") from None
 
+    about = stored_results.provenance(ray=ray.__version__)
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=True, logging_level="ERROR")
     try:
         runs = {seed: run_seed(frames, seed, args.quick) for seed in seeds}
     finally:
         ray.shutdown()
     if args.csv is not None:
-        write_csv(args.csv, runs)
+        write_csv(args.csv, runs, about)
         print(f"csv={args.csv}")
     summarize(runs, frames)
     return 0

@@ -68,6 +68,24 @@ def test_seeds_verdict_names_the_leader_and_whether_seeds_separate():
         verdicts.seeds_verdict({"shared": []}, "shared", "per agent")
 
 
+def test_interval_verdict_turns_with_the_intervals():
+    from marlpg.book.stats import Interval
+
+    apart = {"MAPPO": Interval(0.96, 0.95, 0.97, 3), "COMA": Interval(0.40, 0.30, 0.50, 3)}
+    assert verdicts.interval_verdict(apart, "COMA", "MAPPO") == (
+        "*MAPPO* is ahead of *COMA*: its IQM is higher by 56 percentage points and its 95% interval lies above *COMA*'s")
+    swapped = {"MAPPO": apart["COMA"], "COMA": apart["MAPPO"]}
+    assert verdicts.interval_verdict(swapped, "COMA", "MAPPO").startswith("*COMA* is ahead of *MAPPO*")
+    overlap = {"MAPPO": Interval(0.60, 0.40, 0.80, 3), "COMA": Interval(0.55, 0.45, 0.70, 3)}
+    assert verdicts.interval_verdict(overlap, "COMA", "MAPPO") == (
+        "*MAPPO*'s IQM is higher by 5 percentage points, but the 95% intervals overlap, so these seeds do not "
+        "separate *MAPPO* from *COMA*")
+    level = {"MAPPO": Interval(0.5, 0.4, 0.6, 3), "COMA": Interval(0.5, 0.45, 0.55, 3)}
+    assert "level" in verdicts.interval_verdict(level, "COMA", "MAPPO")
+    with pytest.raises(ValueError, match="must hold 'IPPO'"):
+        verdicts.interval_verdict(apart, "IPPO", "MAPPO")
+
+
 @pytest.mark.parametrize(
     "exponent, words",
     [(2.0, "close to quadratically"), (1.3, "faster than linearly"), (1.0, "about linearly"),

@@ -38,9 +38,23 @@ class StoredResults:
                 grouped.setdefault((row.get("method"), row.get("seed")), []).append(row)
         return grouped
 
+    def evaluations(self, method: str) -> list[list[dict]]:
+        """One list per seed (in seed order) of ``method``'s rows that hold a deterministic evaluation."""
+        runs = sorted((seed, rows) for (label, seed), rows in self.runs(method=method).items())
+        if not runs:
+            methods = sorted({row.get("method") for row in self.rows})
+            raise ValueError(f"stored results {self.name!r} have no method {method!r}; they have {methods}")
+        return [[row for row in rows if row.get("eval_return") is not None] for _, rows in runs]
+
     def caption(self) -> str:
         keys = ("command", "commit", "machine", "date")
         return "; ".join(f"{key}: {self.provenance[key]}" for key in keys if key in self.provenance)
+
+
+def last_at(curve: list[dict], column: str, limit: float) -> dict | None:
+    """The last row of ``curve`` whose ``column`` is at most ``limit`` (None if the first is already past it)."""
+    rows = [row for row in curve if row[column] <= limit]
+    return rows[-1] if rows else None
 
 
 def _git_commit() -> str:

@@ -34,12 +34,14 @@ import torch
 from marlpg.book.stats import iqm_curve
 from marlpg.core.threads import cpu_threads
 
-AXES = ("frames", "seconds", "steady_seconds")
+AXES = ("frames", "seconds", "steady_seconds", "cpu_seconds")
 AXIS_LABELS = {
     "frames": "environment frames",
     "seconds": "wall-clock seconds of training",
     "steady_seconds": "seconds of training at the median iteration time",
+    "cpu_seconds": "CPU seconds of training (the process, all threads)",
 }
+Y_LABELS = {"return": "episode return per agent", "eval_return": "deterministic evaluation return per agent"}
 BANDS = ("iqm", "minmax", "std")
 BAND_LEGENDS = {"iqm": "IQM of {n}, 95% CI", "minmax": "mean of {n}, range", "std": "mean of {n}, ±1 std"}
 METHOD_COLORS = ("#2471a3", "#b03a2e", "#1e8449", "#7d3c98", "#ca6f1e")
@@ -165,7 +167,7 @@ def plot_learning_curves(
     add_reference_lines(ax, reference, target)
     ax.set_xlabel(AXIS_LABELS[x])
     _thousands(ax.xaxis)
-    ax.set_ylabel("episode return per agent" if y == "return" else y)
+    ax.set_ylabel(Y_LABELS.get(y, y))
     if title:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)

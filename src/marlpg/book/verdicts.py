@@ -8,6 +8,7 @@ numbers, so the words turn when the numbers do (tests/test_verdicts.py perturbs 
 * ``median_rate``        frames per second of a training curve, the median over its iterations
 * ``rate_verdict``       "X ran at 1.35 times Y's frames per second, faster" and what that implies
 * ``seeds_verdict``      who is ahead over seeds, and whether every seed agrees
+* ``interval_verdict``   who is ahead by IQM, and whether the 95% intervals separate the two
 * ``growth_verdict``     how a cost grows, in words, from a log-log slope
 * ``lead_verdict``       whether a ratio grew between two points, in words
 """
@@ -87,6 +88,28 @@ def seeds_verdict(scores: Mapping[str, Sequence[float]], a: str, b: str, *, tole
     if min(scores[hi]) > max(scores[lo]):
         return f"*{hi}* is ahead of *{lo}*, and every seed of *{hi}* finished above every seed of *{lo}*"
     return f"*{hi}* is ahead of *{lo}* on average, but their seeds overlap, so this budget does not separate them"
+
+
+def interval_verdict(intervals: Mapping, a: str, b: str, *, scale: float = 100.0, unit: str = " percentage points",
+                     what: str = "IQM") -> str:
+    """Who of ``a`` and ``b`` is ahead by ``intervals[name].point`` and whether their intervals overlap.
+
+    ``intervals`` maps a name to a ``marlpg.book.stats.Interval`` (an IQM over seeds with its bootstrap
+    interval); the difference is written times ``scale`` in ``unit``.
+    """
+    for name in (a, b):
+        if name not in intervals:
+            raise ValueError(f"intervals must hold {name!r}; they hold {sorted(intervals)}")
+    x, y = intervals[a], intervals[b]
+    difference = scale * (_finite(a, x.point) - _finite(b, y.point))
+    hi, lo = (a, b) if difference > 0 else (b, a)
+    if x.low > y.high or y.low > x.high:
+        return (f"*{hi}* is ahead of *{lo}*: its {what} is higher by {abs(difference):.0f}{unit} and its 95% interval "
+                f"lies above *{lo}*'s")
+    if difference == 0:
+        return f"*{a}* and *{b}* are level: equal {what}s, overlapping 95% intervals"
+    return (f"*{hi}*'s {what} is higher by {abs(difference):.0f}{unit}, but the 95% intervals overlap, so these seeds "
+            f"do not separate *{hi}* from *{lo}*")
 
 
 def growth_verdict(exponent) -> str:

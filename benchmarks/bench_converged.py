@@ -1,0 +1,111 @@
+"""The long, multi-seed runs behind the chapters' converged results, stored in ``benchmarks/results/``.
+
+A book build trains short live runs; the runs that show a method converged take longer than a
+chapter may, so they are made here and stored with their provenance (``marlpg.book.stored_results``).
+Every run evaluates its deterministic policy on the same 200 episodes every few iterations and
+records, per iteration, frames, wall seconds and this process's CPU seconds (what a busy machine
+inflates least, used for the comparisons at equal time). Each study writes one file:
+
+- ``maddpg``: MADDPG and MAPPO on continuous VMAS simple_spread (chapter 03), each method's defaults;
+  MAPPO trains far more frames, so that the comparison at equal time can be read off its curve.
+- ``coma``: COMA on discrete simple_spread (chapter 04); its MAPPO is chapter 05's stored run
+  (``mappo_simple_spread.csv`` from ``bench_mappo_learning.py``, the same configuration).
+- ``sharing``: MAPPO with one actor per agent on simple_spread (chapter 06); the shared actor is
+  again chapter 05's stored run.
+
+    python benchmarks/bench_converged.py --study coma      # writes benchmarks/results/coma_simple_spread.csv
+    python benchmarks/bench_converged.py --study maddpg --seeds 0,1,2
+    python benchmarks/bench_converged.py --study sharing --quick --out /tmp   # a smoke run, measures nothing
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from marlpg.algos import coma, maddpg, mappo
+from marlpg.book import stored_results
+from marlpg.commands import parse_seeds
+
+FIELDS = ["method", "seed", "iteration", "frames", "seconds", "cpu_seconds", "return", "eval_return", "gap"]
+MAPPO_EVAL_EVERY = 20  # iterations of 6,400 frames, as bench_mappo_learning.py
+
+
+def studies(quick: bool) -> dict[str, tuple[str, list[tuple[str, object, object]]]]:
+    """study -> (file name, [(method label, algorithm module, config)])."""
+    def size(full: int, smoke: int) -> int:
+        return smoke if quick else full
+
+    small = dict(eval_episodes=8) if quick else {}
+    return {
+        "maddpg": ("maddpg_vs_mappo_simple_spread.csv", [
+            ("MADDPG", maddpg, maddpg.MADDPGConfig(total_frames=size(960_000, 3_200), eval_every=size(25, 1),
+                                                   **(dict(warmup_frames=800, batch_size=128) if quick else {}), **small)),
+            ("MAPPO", mappo, mappo.MAPPOConfig(continuous=True, total_frames=size(6_000_000, 3_200),
+                                               eval_every=size(MAPPO_EVAL_EVERY, 1), **small)),
+        ]),
+        "coma": ("coma_simple_spread.csv", [
+            ("COMA", coma, coma.COMAConfig(env="vmas:simple_spread", total_frames=size(2_000_000, 3_200),
+                                           eval_every=size(25, 1), **small)),
+        ]),
+        "sharing": ("per_agent_actors_simple_spread.csv", [
+            ("per agent", mappo, mappo.MAPPOConfig(share=False, total_frames=size(6_000_000, 3_200),
+                                                   eval_every=size(MAPPO_EVAL_EVERY, 1), **small)),
+        ]),
+    }
+
+
+def reference_of(algorithm, cfg):
+    if algorithm is coma:  # COMA's result carries no reference; the task's is the same for every method
+        return mappo.reference_for(mappo.MAPPOConfig(env=cfg.env, n_agents=cfg.n_agents))
+    return algorithm.reference_for(cfg)
+
+
+def train_run(label: str, algorithm, cfg) -> list[dict]:
+    """One run's curve, every row with this process's CPU seconds and the evaluation's share of the gap."""
+    reference = reference_of(algorithm, cfg)
+    cpu_start, curve = time.process_time(), []
+
+    def record(row: dict) -> None:
+        row = {**row, "cpu_seconds": round(time.process_time() - cpu_start, 2)}
+        if "eval_return" in row:
+            row["gap"] = mappo.gap_closed(row["eval_return"], reference)
+        curve.append({"method": label, "seed": cfg.seed, **{k: _rounded(v) for k, v in row.items()}})
+
+    kwargs = {"with_reference": False} if algorithm is not coma else {}
+    result = algorithm.train(cfg, progress=False, on_iteration=record, **kwargs)
+    if "eval_return" not in curve[-1]:  # the final evaluation, on the same episodes as the others
+        curve[-1].update(eval_return=_rounded(result.eval_return),
+                         gap=_rounded(mappo.gap_closed(result.eval_return, reference)))
+    last = curve[-1]
+    print(f"{label} seed {cfg.seed}: {last['frames']:,} frames in {last['seconds']:.0f} s ({last['cpu_seconds']:.0f} CPU s), "
+          f"eval {last['eval_return']:.2f}, gap {last['gap']:.3f}", flush=True)
+    return curve
+
+
+def _rounded(value):
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", required=True, choices=sorted(studies(False)))
+    parser.add_argument("--seeds", type=parse_seeds, default=(0, 1, 2), help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--out", default=stored_results.RESULTS_FOLDER, help="folder for the file")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script, measures nothing")
+    args = parser.parse_args(argv)
+    name, runs = studies(args.quick)[args.study]
+    about = stored_results.provenance(study=args.study, seeds=",".join(map(str, args.seeds)))
+    rows = []
+    for seed in args.seeds:  # every method on one seed before the next seed: load drifts hit all alike
+        for label, algorithm, cfg in runs:
+            rows += train_run(label, algorithm, replace(cfg, seed=seed))
+    about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"
+    path = stored_results.write(Path(args.out) / name, rows, FIELDS, about)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

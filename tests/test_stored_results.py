@@ -1,0 +1,79 @@
+"""Stored results: written with their provenance, read back exactly, and every committed file complete."""
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from marlpg.book import stored_results
+from marlpg.book.stored_results import last_at, load, parse, provenance, write
+
+ROOT = Path(__file__).resolve().parents[1]
+FIELDS = ["method", "seed", "iteration", "frames", "cpu_seconds", "eval_return"]
+
+
+def _rows():
+    rows = []
+    for method in ("A", "B"):
+        for seed in (1, 0):
+            for iteration in (1, 2, 3):
+                rows.append({"method": method, "seed": seed, "iteration": iteration, "frames": 100 * iteration,
+                             "cpu_seconds": 1.5 * iteration, "eval_return": None if iteration == 2 else -iteration / 4})
+    return rows
+
+
+def test_written_results_read_back_with_their_provenance(tmp_path):
+    about = {"command": "python bench.py --seeds 0,1", "commit": "abc1234", "machine": "x86_64", "date": "today"}
+    path = write(tmp_path / "results" / "x.csv", _rows(), FIELDS, about)
+    stored = parse("x.csv", path.read_text())
+    assert stored.provenance == about
+    assert stored.rows == _rows()  # numbers come back as numbers, blanks as None
+    assert stored.caption() == "command: python bench.py --seeds 0,1; commit: abc1234; machine: x86_64; date: today"
+    a = stored.evaluations("A")
+    assert [[row["seed"] for row in seed_rows] for seed_rows in a] == [[0, 0], [1, 1]]  # seed order, evaluations only
+    assert [row["iteration"] for row in a[0]] == [1, 3]
+    with pytest.raises(ValueError, match="no method 'C'.*'A', 'B'"):
+        stored.evaluations("C")
+
+
+def test_provenance_names_command_commit_machine_and_date():
+    about = provenance(frames=10)
+    assert {"command", "commit", "machine", "date", "load_at_start"} <= about.keys() and about["frames"] == "10"
+    with pytest.raises(ValueError, match="one line"):
+        write("/nonexistent/never.csv", [], FIELDS, {"command": "two\nlines"})
+
+
+def test_last_at_reads_a_curve_at_a_budget():
+    curve = [{"cpu_seconds": 1.0, "v": 1}, {"cpu_seconds": 2.0, "v": 2}, {"cpu_seconds": 3.0, "v": 3}]
+    assert last_at(curve, "cpu_seconds", 2.5)["v"] == 2
+    assert last_at(curve, "cpu_seconds", 3.0)["v"] == 3
+    assert last_at(curve, "cpu_seconds", 0.5) is None
+
+
+def test_load_finds_the_checkout_and_names_what_is_there(tmp_path):
+    folder = tmp_path / "benchmarks" / "results"
+    write(folder / "a.csv", _rows(), FIELDS, {"command": "c"})
+    (tmp_path / "notebooks").mkdir()
+    assert load("a.csv", start=tmp_path / "notebooks").rows == _rows()
+    with pytest.raises(FileNotFoundError, match=r"no stored results 'b.csv'.*\['a.csv'\]"):
+        load("b.csv", start=tmp_path / "notebooks")
+    with pytest.raises(ValueError, match="no rows"):
+        parse("empty.csv", "# command: c\nmethod,seed\n")
+
+
+def test_without_a_checkout_the_error_says_to_clone(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(FileNotFoundError, match="could not be read.*network unreachable.*clone of the course"):
+        load("a.csv", start=tmp_path)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / stored_results.RESULTS_FOLDER).glob("*.csv")), ids=lambda p: p.name)
+def test_every_committed_result_says_how_it_was_made(path):
+    stored = parse(path.name, path.read_text())
+    assert {"command", "commit", "machine", "date"} <= stored.provenance.keys(), f"{path.name}: header comments missing"
+    assert "local changes" not in stored.provenance["commit"], f"{path.name} was made from uncommitted code"
+    assert {"method", "seed", "frames"} <= stored.rows[0].keys()
