@@ -102,8 +102,8 @@ def main(argv=None) -> None:
     for seed in args.seeds:  # every method on one seed before the next seed: load drifts hit all alike
         for label, algorithm, cfg in runs:
             rows += train_run(label, algorithm, replace(cfg, seed=seed))
-    about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"
-    path = stored_results.write(Path(args.out) / name, rows, FIELDS, about)
+            about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"  # rewritten after every run: an interrupted
+            path = stored_results.write(Path(args.out) / name, rows, FIELDS, about)  # study keeps what it measured
     print(f"wrote {path}")
 
 

@@ -125,6 +125,9 @@ def main(argv=None) -> None:
         for method in args.methods.split(","):
             row = run(method, seed, frames, eval_every, num_envs, args.stop_at_target)
             rows.append(row)
+            if args.csv:  # rewritten after every run, so that an interrupted benchmark keeps what it measured
+                about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"
+                stored_results.write(args.csv, [r for done in rows for r in done["curve"]], CSV_FIELDS, about)
             reached = "not reached" if row["time_to_target"] is None else (
                 f"{row['time_to_target']:.0f} s ({row['frames_to_target']:,} frames, {row['cpu_to_target']:.0f} CPU s)"
             )
@@ -134,9 +137,7 @@ def main(argv=None) -> None:
                 flush=True,
             )
     if args.csv:
-        about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"
-        path = stored_results.write(args.csv, [r for row in rows for r in row["curve"]], CSV_FIELDS, about)
-        print(f"wrote {path}")
+        print(f"wrote {args.csv}")
     random_return, scripted_return = rows[0]["reference"]
     print(f"references: random {random_return:.2f}, scripted {scripted_return:.2f} (mean episode return per agent)")
     summaries = {m: summarize(rows, m) for m in dict.fromkeys(r["method"] for r in rows)}

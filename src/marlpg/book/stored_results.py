@@ -78,7 +78,8 @@ def provenance(**extra) -> dict[str, str]:
         "command": " ".join(["python", *sys.argv]),
         "commit": _git_commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-                   f"with {torch.get_num_threads()} threads",
+                   f"with {torch.get_num_threads()} threads"
+                   + (f", MARLPG_THREADS={os.environ['MARLPG_THREADS']}" if "MARLPG_THREADS" in os.environ else ""),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load_at_start": f"{load:.2f}",
         **{key: str(value) for key, value in extra.items()},
