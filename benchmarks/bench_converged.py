@@ -41,17 +41,17 @@ def studies(quick: bool) -> dict[str, tuple[str, list[tuple[str, object, object]
     small = dict(eval_episodes=8) if quick else {}
     return {
         "maddpg": ("maddpg_vs_mappo_simple_spread.csv", [
-            ("MADDPG", maddpg, maddpg.MADDPGConfig(total_frames=size(960_000, 3_200), eval_every=size(25, 1),
+            ("MADDPG", maddpg, maddpg.MADDPGConfig(total_frames=size(480_000, 3_200), eval_every=size(25, 1),
                                                    **(dict(warmup_frames=800, batch_size=128) if quick else {}), **small)),
-            ("MAPPO", mappo, mappo.MAPPOConfig(continuous=True, total_frames=size(6_000_000, 3_200),
+            ("MAPPO", mappo, mappo.MAPPOConfig(continuous=True, total_frames=size(3_000_000, 3_200),
                                                eval_every=size(MAPPO_EVAL_EVERY, 1), **small)),
         ]),
         "coma": ("coma_simple_spread.csv", [
-            ("COMA", coma, coma.COMAConfig(env="vmas:simple_spread", total_frames=size(2_000_000, 3_200),
+            ("COMA", coma, coma.COMAConfig(env="vmas:simple_spread", total_frames=size(1_000_000, 3_200),
                                            eval_every=size(25, 1), **small)),
         ]),
         "sharing": ("per_agent_actors_simple_spread.csv", [
-            ("per agent", mappo, mappo.MAPPOConfig(share=False, total_frames=size(6_000_000, 3_200),
+            ("per agent", mappo, mappo.MAPPOConfig(share=False, total_frames=size(3_000_000, 3_200),
                                                    eval_every=size(MAPPO_EVAL_EVERY, 1), **small)),
         ]),
     }
