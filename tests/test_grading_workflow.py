@@ -461,3 +461,17 @@ def test_a_course_with_an_exercise_without_automatic_points(tmp_path):
     assert cli("feedback", "--course", course) == 0
     page = (course / "feedback" / "shrinks" / HAND_ONLY / f"{HAND_ONLY}.html").read_text(encoding="utf-8")
     assert "none in this exercise" in page and "8 / 8" in page
+
+
+def test_check_on_an_exercise_without_automatic_points(tmp_path):
+    """The student's check says nothing is graded automatically, and a prediction outside the allowed words
+    (its self-check fails, earning no point either way) is not ready to submit."""
+    from autograder.check import check
+    nbformat.write(hand_only_answers("shrinks"), tmp_path / f"{HAND_ONLY}.ipynb")
+    code, report = check(tmp_path / f"{HAND_ONLY}.ipynb", timeout=60)
+    assert code == 0, report
+    assert "No cell of this exercise is graded automatically" in report and report.endswith("Ready to submit.")
+    assert "ex30_7_1-a-argument (3 points): graded by hand" in report
+    nbformat.write(hand_only_answers("bigger"), tmp_path / f"{HAND_ONLY}.ipynb")
+    code, report = check(tmp_path / f"{HAND_ONLY}.ipynb", timeout=60)
+    assert code == 1 and "raised AssertionError" in report and report.endswith("Not ready: see the lines marked above."), report
