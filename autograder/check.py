@@ -83,6 +83,9 @@ def check(path: Path, released: Path = RELEASED, timeout: float = 600) -> tuple[
             lines.append(f"  .. {gid} ({points:g} points): graded by hand")
         elif c_error := (runs.get(index).error if runs.get(index) else ""):
             lines.append(f"  ! cell {index + 1} raised {c_error}")
+            failures += kind == "locked"  # a self-check of the exercise failed: the answer above it is not valid
+    if not any(role(c) == "test" for c in rebuilt.notebook.cells):
+        lines.append("No cell of this exercise is graded automatically: every point is given by hand.")
     lines.append("Cells you added run before the tests but earn no points; only answer cells are graded.")
     bad = failures or rebuilt.tampering or rebuilt.unanswered or run.ending != "ok"
     lines.append("Ready to submit." if not bad else "Not ready: see the lines marked above.")

@@ -176,6 +176,9 @@ def cmd_override(args) -> int:
     if result is None:
         return fail(f"no graded submission of {args.assignment!r} by {args.student!r} in {grading.out}")
     tests = {t.grade_id: t.points for t in result.tests}
+    if not tests:
+        return fail(f"{args.assignment} has no autograded tests (every point is given by hand): "
+                    "enter hand marks with formgrader or 'marks import' instead")
     if args.cell not in tests:
         return fail(f"--cell {args.cell!r} is not an autograded test of {args.assignment} (they are: {', '.join(tests)})")
     overrides = Overrides(grading.out)

@@ -229,8 +229,8 @@ def sync_gradebook(course: Path, results: list[Result]) -> None:
     course = Path(course)
     with gradebook(course) as gb:
         for result in results:
-            if result.layout != "course" or result.graded_notebook is None and not result.tests:
-                continue
+            if result.layout != "course" or result.graded_notebook is None and not (result.tests or result.manual):
+                continue  # nothing to show (an exercise without autograded tests still has hand-graded cells)
             gb.update_or_create_student(result.student)
             stamp = result.timestamp or None
             gb.update_or_create_submission(result.assignment, result.student,

@@ -451,8 +451,9 @@ def released_source(cell, gid: str | None, released: dict) -> str | None:
 
 def test_line(result: Result, test: TestResult, released_text: str | None) -> str:
     earned = result.test_points(test)
-    mark = "✔" if earned >= test.points else ("✘" if earned <= 0 else "◐")
-    css = "pass" if earned >= test.points else "fail"
+    passed = earned_in_full(result, test)
+    mark = "✔" if passed else ("✘" if earned <= 0 else "◐")
+    css = "pass" if passed else "fail"
     words = e(test.reason)
     visible = {line.strip() for line in (released_text or "").splitlines() if line.strip()}
     if test.failed_line and test.failed_line.strip() in visible and test.reason != "passed":
@@ -605,8 +606,20 @@ def status_items(result: Result, unanswered: list[str]) -> list[str]:
     return items
 
 
+def automatic_points(result: Result) -> str:
+    """The automatic score as shown; an exercise without autograded tests says so instead of '0 / 0'."""
+    if not result.tests and not result.auto_max:
+        return "none in this exercise (every point is given by hand)"
+    return f"{num(result.score)} / {num(result.auto_max)}"
+
+
+def earned_in_full(result: Result, test: TestResult) -> bool:
+    """Whether a test earned all its points; a test worth 0 points only when it passed (0 >= 0 is no pass)."""
+    return result.test_points(test) >= test.points and (test.points > 0 or test.reason == "passed")
+
+
 def score_box(result: Result, manual: dict) -> str:
-    rows = [("Automatic points", f"{num(result.score)} / {num(result.auto_max)}")]
+    rows = [("Automatic points", automatic_points(result))]
     if result.manual_max or result.manual:
         rows.append(("Graded by hand", f"{num(result.manual_score)} / {num(result.manual_max)}"))
     if result.late_penalty:
@@ -625,7 +638,7 @@ def tests_table(result: Result, manual: dict) -> str:
     rows = []
     for t in result.tests:
         earned = result.test_points(t)
-        mark = "✔" if earned >= t.points else "✘"
+        mark = "✔" if earned_in_full(result, t) else "✘"
         why = t.reason + ("; points set by the instructor" if t.grade_id in result.overrides
                           and result.overrides[t.grade_id].points is not None else "")
         rows.append(f"<tr><td>{mark} <code>{e(t.grade_id)}</code></td><td>{num(earned)} / {num(t.points)}</td>"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
-from .feedback import duration, e, num, page
+from .feedback import duration, e, earned_in_full, num, page
 from .rebuild import Assignment, nbgrader_meta, role
 from .results import Result
 
@@ -90,6 +90,9 @@ def assignment_section(name: str, results: list[Result], assignment: Assignment 
     parts.append(f"<p>{n} submission{'s' if n != 1 else ''}; total mean {num(round(statistics.mean(totals), 2))}, "
                  f"median {num(round(statistics.median(totals), 2))} of {num(maximum)}"
                  + (f"; {pending} not final (hand grading pending)" if pending else "") + ".</p>")
+    order = test_order(results, assignment)
+    if not order:
+        parts.append("<p>No cell of this assignment is graded automatically: every point is given by hand.</p>")
 
     counts = Counter(s for r in results for s in (r.statuses or ["ok"]))
     late = sum(1 for r in results if r.late_seconds > 0 or "late" in r.statuses or getattr(r, "late_marker", False))
@@ -99,12 +102,11 @@ def assignment_section(name: str, results: list[Result], assignment: Assignment 
     parts.append(f'<h3>Statuses</h3><table class="statuses"><thead><tr><th>status</th><th>submissions</th></tr>'
                  f"</thead><tbody>{rows}</tbody></table>")
 
-    order = test_order(results, assignment)
     if order:
         rows = []
         for gid, points in order:
             held = [(r, t) for r in results for t in r.tests if t.grade_id == gid]
-            passed = sum(1 for r, t in held if r.test_points(t) >= t.points)
+            passed = sum(1 for r, t in held if earned_in_full(r, t))
             rate = passed / len(held) if held else 0.0
             bar = (f'<svg width="104" height="12" aria-hidden="true"><rect x="0" y="1" width="100" height="10" '
                    f'fill="#eee"/><rect x="0" y="1" width="{round(100 * rate)}" height="10" fill="#3b6fc4"/></svg>')

@@ -37,8 +37,9 @@ SOURCE = {a: REPO / "solutions" / a / f"{a}.ipynb" for a in ASSIGNMENTS}
 RELEASE = {a: REPO / "notebooks" / "exercises" / a / f"{a}.ipynb" for a in ASSIGNMENTS}
 ALL_NOTEBOOKS = [*SOURCE.values(), *RELEASE.values()]
 NBGRADER = Path(sys.executable).with_name("nbgrader")
-# (automatic points, manual points) each notebook's introduction announces
-POINTS = {"ex30_7_1": (1, 7), "ex30_7_2": (10, 7), "ex30_7_3": (6, 6)}
+# (automatic points, manual points) each notebook's introduction announces. Exercise 30.7.1 has no automatic
+# points: both its predicted directions are measured on the course's own pages, so only the arguments count.
+POINTS = {"ex30_7_1": (0, 8), "ex30_7_2": (10, 7), "ex30_7_3": (6, 6)}
 TIME_LIMIT_S = 90
 HIDDEN = re.compile(r"^### BEGIN HIDDEN TESTS\n(.*?)^### END HIDDEN TESTS", re.M | re.S)
 GRADE_LINE = re.compile(r"^@@grade (.*)$", re.M)
@@ -190,7 +191,7 @@ def hidden_blocks(notebook) -> list[tuple[dict, str]]:
 def test_every_autograded_cell_reports_from_a_hidden_block(assignment):
     notebook = read(SOURCE[assignment])
     tests = [c for c in notebook.cells if is_autograded_test(c)]
-    assert tests
+    assert bool(tests) == (POINTS[assignment][0] > 0)
     for cell in tests:
         meta = nbgrader_meta(cell)
         assert cell.cell_type == "code" and meta.get("locked") and meta.get("points", 0) > 0, meta
@@ -208,7 +209,7 @@ def test_every_autograded_cell_reports_from_a_hidden_block(assignment):
 def test_hidden_blocks_hold_only_reports_and_temporaries(assignment):
     notebook = read(SOURCE[assignment])
     blocks = hidden_blocks(notebook)
-    assert blocks
+    assert bool(blocks) == (POINTS[assignment][0] > 0)
     for meta, block in blocks:
         gid = meta.get("grade_id")
         assert is_autograded_test({"metadata": {"nbgrader": meta}}), f"hidden block outside a test cell: {gid}"
@@ -255,13 +256,25 @@ def test_cells_and_points_are_as_announced(assignment):
             assert "Rubric" in region.group(1), nbgrader_meta(cell)["grade_id"]
 
 
-def test_prediction_b_of_30_7_1_is_not_autograded():
-    """The source and the course's measurement disagree on 30.7.1(b): its value must never earn or lose points."""
+PREDICTIONS_30_7_1 = {"a": "GAP_AS_N_GROWS", "b": "GAP_AS_COUPLING_GROWS"}
+
+
+def test_neither_prediction_of_30_7_1_is_autograded():
+    """Both directions of 30.7.1 can be looked up on the course's pages (and for (b) the source and the course's
+    measurement disagree): neither value may earn or lose a point. Each is checked for its form and printed, in a
+    locked cell without points, so Exercise 30.7.2's reconciliation can refer to it."""
     notebook = read(SOURCE["ex30_7_1"])
     for cell in notebook.cells:
         if is_autograded_test(cell):
-            assert "GAP_AS_COUPLING_GROWS" not in cell.source
-    assert any("GAP_AS_N_GROWS" in c.source for c in notebook.cells if is_autograded_test(c))
+            assert not any(name in cell.source for name in PREDICTIONS_30_7_1.values()), nbgrader_meta(cell)["grade_id"]
+    cells = {nbgrader_meta(c)["grade_id"]: c for c in notebook.cells}
+    for part, name in PREDICTIONS_30_7_1.items():
+        check = cells[f"ex30_7_1-{part}-format"]
+        meta = nbgrader_meta(check)
+        assert meta["locked"] and not meta["grade"] and not meta.get("points") and not HIDDEN.findall(check.source)
+        assert f"print(\"recorded prediction for ({part}):\", {name})" in check.source
+    assert nbgrader_meta(cells["ex30_7_1-a-argument"])["points"] == 3  # the point moved to the argument
+    assert "Rubric (3 points)" in cells["ex30_7_1-a-argument"].source
 
 
 def test_the_book_shows_the_exercises_as_handed_out_and_executes_only_the_solutions():
@@ -288,9 +301,9 @@ def test_the_book_shows_the_exercises_as_handed_out_and_executes_only_the_soluti
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Each instructor notebook run once on a fresh kernel: (seconds, [(grade_id, report dict)])."""
-    results = {}
+def executed_notebooks(tmp_path_factory):
+    """Each instructor notebook run once on a fresh kernel: (seconds, the executed notebook)."""
+    runs = {}
     for assignment in ASSIGNMENTS:
         notebook = read(SOURCE[assignment])
         workdir = tmp_path_factory.mktemp(assignment)
@@ -307,6 +320,15 @@ def executed(tmp_path_factory):
         finally:
             os.environ.clear()
             os.environ.update(saved)
+        runs[assignment] = (seconds, notebook)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def executed(executed_notebooks):
+    """Each instructor notebook's run: (seconds, [(grade_id, report dict)])."""
+    results = {}
+    for assignment, (seconds, notebook) in executed_notebooks.items():
         reports = []
         for cell in notebook.cells:
             for output in cell.get("outputs", []):
@@ -360,9 +382,17 @@ def test_no_reported_value_is_written_in_any_notebook(executed):
     assert checked > 50
 
 
-def test_string_answers_are_reported_exactly(executed):
-    reports = {r["id"]: r["value"] for _, r in executed["ex30_7_1"][1] + executed["ex30_7_3"][1]}
-    assert reports["ex30_7_1-a-direction"] == "grows"
+def stdout_of(notebook, grade_id) -> str:
+    cell = next(c for c in notebook.cells if nbgrader_meta(c).get("grade_id") == grade_id)
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def test_string_answers_are_reported_exactly(executed, executed_notebooks):
+    _, one = executed_notebooks["ex30_7_1"]
+    assert stdout_of(one, "ex30_7_1-a-format") == "recorded prediction for (a): grows\n"  # recorded, not reported
+    assert stdout_of(one, "ex30_7_1-b-format") == "recorded prediction for (b): shrinks\n"
+    assert executed["ex30_7_1"][1] == []  # nothing of 30.7.1 is compared with a reference
+    reports = {r["id"]: r["value"] for _, r in executed["ex30_7_3"][1]}
     expected = {"a": ("MADDPG", "off-policy replay"), "b": ("COMA", "counterfactual baseline"), "c": ("MAPPO", "PPO clipping")}
     for letter, (algorithm, feature) in expected.items():
         assert reports[f"ex30_7_3-{letter}-algorithm"] == algorithm
@@ -561,8 +591,8 @@ WRONG_OWN_ACTION = ALTERNATIVE_30_7_2["ex30_7_2-advantages"].replace(
 )
 
 ANSWERS = {
-    # 30.7.1(b) against the course's own measurement: must still earn every automatic point
-    "ex30_7_1-a-answer": 'GAP_AS_N_GROWS = "grows"',
+    # 30.7.1 has no automatic point to earn or lose: (a) against the course's own measurement, (b) with it
+    "ex30_7_1-a-answer": 'GAP_AS_N_GROWS = "shrinks"',
     "ex30_7_1-b-answer": 'GAP_AS_COUPLING_GROWS = "grows"',
     "ex30_7_3-a-answer": 'ALGORITHM_A = "MADDPG"\nFEATURE_A = "off-policy replay"',
     "ex30_7_3-b-answer": 'ALGORITHM_B = "COMA"\nFEATURE_B = "PPO clipping"',  # one wrong feature
@@ -652,6 +682,6 @@ def test_a_wrong_third_branch_loses_exactly_the_cells_that_use_it(executed, tmp_
 
 def test_conceptual_answers_earn_what_they_should(executed, tmp_path):
     by_cell = run_reports(submission("ex30_7_1", ANSWERS), tmp_path / "one")
-    assert earned("ex30_7_1", by_cell, executed) == autograded_ids("ex30_7_1")  # "grows" for (b) costs nothing
+    assert earned("ex30_7_1", by_cell, executed) == autograded_ids("ex30_7_1")  # "shrinks" for (a) costs nothing
     by_cell = run_reports(submission("ex30_7_3", ANSWERS), tmp_path / "three")
     assert autograded_ids("ex30_7_3") - earned("ex30_7_3", by_cell, executed) == {"ex30_7_3-b-feature-test"}

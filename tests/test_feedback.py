@@ -220,6 +220,28 @@ def test_status_in_plain_words(assignment, status, words):
     assert f"<strong>{status}</strong>: " in text and words in text
 
 
+def test_no_automatic_points_and_zero_point_tests(assignment):
+    """An assignment without autograded tests says so (never "0 / 0"); a test worth 0 points is a pass only
+    when it passed (0 >= 0 is not a pass), on the page and in the summary's pass rate."""
+    hand_only = Result(student="hana", assignment="fx1", manual=[ManualCell("explain", 2)], auto_max=0,
+                       manual_max=2, marks={"explain": Mark(2)})
+    text = feedback_html(hand_only, assignment)
+    assert "none in this exercise (every point is given by hand)" in text and "0 / 0" not in text
+    assert "<th>Total</th><td>2 / 2</td>" in text
+    failed = Result(student="zed", assignment="fx1", tests=[Check("test_square", 0, 0.0, "failed: AssertionError")],
+                    manual=[ManualCell("explain", 2)], manual_max=2)
+    passed = Result(student="pia", assignment="fx1", tests=[Check("test_square", 0, 0.0, "passed")],
+                    manual=[ManualCell("explain", 2)], manual_max=2)
+    failed_page, passed_page = feedback_html(failed, assignment), feedback_html(passed, assignment)
+    assert "<td>✘ <code>test_square</code></td>" in failed_page and "✔ <code>test_square</code>" not in failed_page
+    assert "<td>✔ <code>test_square</code></td>" in passed_page
+    assert "<th>Automatic points</th><td>0 / 0</td>" in failed_page  # a 0-point test exists: the score is shown
+    summary = summary_html([failed, passed, hand_only], {})
+    assert "<td>1 / 2</td><td>50%" in summary
+    assert "every point is given by hand" not in summary
+    assert "every point is given by hand" in summary_html([hand_only], {})
+
+
 def test_sanitize_allow_list():
     cases = {
         '<p onclick="x()">a</p>': "<p>a</p>",

@@ -22,7 +22,7 @@ FIXTURE = REPO / "tests" / "fixtures" / "grader" / "source"
 from autograder import deadlines as dl  # noqa: E402
 from autograder.cli import main  # noqa: E402
 from autograder.outputs import GradingDir  # noqa: E402
-from autograder.results import ManualCell, Result, ResultStore, TestResult, safe_key  # noqa: E402
+from autograder.results import ManualCell, Mark, Result, ResultStore, TestResult, safe_key  # noqa: E402
 from autograder.sandbox import check_bwrap  # noqa: E402
 
 needs_bwrap = pytest.mark.skipif(check_bwrap() is not None, reason="bubblewrap does not work here")
@@ -347,3 +347,131 @@ def test_check_names_a_notebook_of_no_exercise(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), tmp_path / "x.ipynb")
     code, report = check(tmp_path / "x.ipynb", released)
     assert code == 2 and "has none of the cells of fx1" in report
+
+
+# ---- an exercise without automatic points (Exercise 30.7.1: every point is given by hand) --------------
+
+HAND_ONLY = "ex30_7_1"
+HAND_CELLS = {"ex30_7_1-a-argument": 3, "ex30_7_1-b-argument": 2, "ex30_7_1-c-answer": 3}
+
+
+def hand_only_answers(direction: str) -> nbformat.NotebookNode:
+    """The released 30.7.1 with (a) answered ``direction``, (b) "grows", and a sentence in each written cell."""
+    nb = nbformat.read(REPO / "notebooks" / "exercises" / HAND_ONLY / f"{HAND_ONLY}.ipynb", as_version=4)
+    answers = {"ex30_7_1-a-answer": f'GAP_AS_N_GROWS = "{direction}"', "ex30_7_1-b-answer": 'GAP_AS_COUPLING_GROWS = "grows"',
+               **{gid: "The running average lags the team's mean reward." for gid in HAND_CELLS}}
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in answers:
+            cell.source = answers[gid]
+    return nb
+
+
+def hand_only_submissions(root: Path) -> None:
+    """submitted/<student>/ex30_7_1/: 'shrinks' (against the course's measurement), 'blank' (as released) and
+    'empty' (a 0-byte file)."""
+    released = nbformat.read(REPO / "notebooks" / "exercises" / HAND_ONLY / f"{HAND_ONLY}.ipynb", as_version=4)
+    for student, content in (("shrinks", nbformat.writes(hand_only_answers("shrinks"))),
+                             ("blank", nbformat.writes(released)), ("empty", "")):
+        folder = root / "submitted" / student / HAND_ONLY
+        folder.mkdir(parents=True)
+        (folder / f"{HAND_ONLY}.ipynb").write_text(content, encoding="utf-8")
+        (folder / "timestamp.txt").write_text("2026-12-01 21:00:00.000000 UTC", encoding="utf-8")
+
+
+def grades_by_student(path: Path) -> dict:
+    return {r["student"]: r for r in csv.DictReader(path.open(encoding="utf-8"))}
+
+
+@needs_bwrap
+def test_an_exercise_without_automatic_points_grades_marks_exports_and_feeds_back(tmp_path, capsys):
+    hand_only_submissions(tmp_path / "class")
+    out = tmp_path / "out"
+    assert cli("grade", "--submissions", tmp_path / "class", "--out", out, "--assignments", HAND_ONLY,
+               "--jobs", "1", "--timeout", "60", "--memory", "2048") == 0
+    rows = grades_by_student(out / "grades.csv")
+    # "shrinks" for (a) costs nothing: there is no automatic point, and the maximum is all hand-graded.
+    assert {s: (r["autograded_score"], r["autograded_max"], r["manual_max"], r["max_score"]) for s, r in rows.items()} \
+        == {s: ("0", "0", "8", "8") for s in ("shrinks", "blank", "empty")}
+    assert rows["shrinks"]["status"] == "ok" and rows["shrinks"]["ungraded_cells"] == " ".join(HAND_CELLS)
+    assert "unanswered" in rows["blank"]["status"] and rows["empty"]["status"] == "empty"
+    shrinks = ResultStore(out).load("shrinks", HAND_ONLY)
+    printed = [o.get("text", "") for c in shrinks.notebook.cells for o in c.get("outputs", [])]
+    assert "recorded prediction for (a): shrinks\n" in printed  # recorded for 30.7.2's reconciliation
+
+    # Hand marks for every cell of every student (the empty submission too), then the totals and exports.
+    template = tmp_path / "marks.csv"
+    assert cli("marks", "template", "--grades", out, "--out", template) == 0
+    marked = list(csv.DictReader(template.open(encoding="utf-8")))
+    assert sorted((r["student"], r["cell_id"], r["max_points"]) for r in marked) == sorted(
+        (s, gid, str(p)) for s in ("shrinks", "blank", "empty") for gid, p in HAND_CELLS.items())
+    for r in marked:
+        r["points"] = {"shrinks": {"ex30_7_1-a-argument": "2.5"}.get(r["cell_id"], r["max_points"])}.get(r["student"], "0")
+    write_csv(template, marked)
+    assert cli("marks", "import", template, "--grades", out) == 0
+    rows = grades_by_student(out / "grades.csv")
+    assert (rows["shrinks"]["total"], rows["blank"]["total"], rows["empty"]["total"]) == ("7.5", "0", "0")
+    canvas = tmp_path / "canvas.csv"
+    assert cli("export", "--grades", out, "--format", "canvas", "--out", canvas) == 0
+    table = list(csv.reader(canvas.open(encoding="utf-8")))
+    assert table[1][-1] == "8" and {r[3]: r[-1] for r in table[2:]} == {"blank": "0", "empty": "0", "shrinks": "7.5"}
+    assert cli("export", "--grades", out, "--format", "csv", "--out", tmp_path / "plain.csv") == 0
+    plain = grades_by_student(tmp_path / "plain.csv")
+    assert plain["shrinks"]["total"] == "7.5" and plain["shrinks"]["max_score"] == "8" and plain["shrinks"]["final"] == "yes"
+
+    # No test to override; the feedback page and the summary say that nothing is automatic, never "0 / 0".
+    capsys.readouterr()
+    assert cli("override", "--grades", out, "--student", "shrinks", "--assignment", HAND_ONLY, "--cell",
+               "ex30_7_1-a-format", "--points", "1", "--reason", "x") == 2
+    assert "has no autograded tests" in capsys.readouterr().err
+    assert cli("feedback", "--grades", out) == 0
+    page = (out / "feedback" / "shrinks" / HAND_ONLY / f"{HAND_ONLY}.html").read_text(encoding="utf-8")
+    assert "none in this exercise (every point is given by hand)" in page and "0 / 0" not in page
+    assert "7.5 / 8" in page and "✘" not in page
+    summary = (out / "summary.html").read_text(encoding="utf-8")
+    assert "every point is given by hand" in summary and "Test cells" not in summary
+    assert "median 0 of 8" in summary
+    report = (out / "report.txt").read_text(encoding="utf-8")
+    assert "shrinks (shrinks) / ex30_7_1: 7.5 of 8 (automatic 0/0, by hand 7.5/8" in report
+
+
+@needs_bwrap
+def test_a_course_with_an_exercise_without_automatic_points(tmp_path):
+    """Through nbgrader's own commands (generate_assignment, the gradebook formgrader reads): every submission of
+    an exercise without autograded tests, an empty one too, is in the gradebook with its hand-graded cells."""
+    from autograder import course as course_folder
+    course = tmp_path / "course"
+    course_folder.init_course(course, "zero-auto", tmp_path / "exchange", assignments=[HAND_ONLY])
+    hand_only_submissions(course)
+    assert cli("grade", "--course", course, "--assignments", HAND_ONLY, "--jobs", "1", "--timeout", "60",
+               "--memory", "2048") == 0
+    with course_folder.gradebook(course) as gb:
+        notebooks = {s: gb.find_submission_notebook(HAND_ONLY, HAND_ONLY, s) for s in ("shrinks", "blank", "empty")}
+        for notebook in notebooks.values():
+            assert {g.name for g in notebook.grades} == set(HAND_CELLS)
+            assert all(g.needs_manual_grade for g in notebook.grades)
+        assert gb.find_assignment(HAND_ONLY).max_score == 8
+    marks = course_folder.GradebookMarks(course)
+    marks.set_many([(s, HAND_ONLY, gid, Mark(p if s == "shrinks" else 0, "", "test"))
+                    for s in ("shrinks", "blank", "empty") for gid, p in HAND_CELLS.items()])
+    assert cli("export", "--course", course, "--format", "csv", "--out", tmp_path / "final.csv") == 0
+    final = grades_by_student(tmp_path / "final.csv")
+    assert {s: (r["total"], r["max_score"], r["final"]) for s, r in final.items()} == \
+        {"shrinks": ("8", "8", "yes"), "blank": ("0", "8", "yes"), "empty": ("0", "8", "yes")}
+    assert cli("feedback", "--course", course) == 0
+    page = (course / "feedback" / "shrinks" / HAND_ONLY / f"{HAND_ONLY}.html").read_text(encoding="utf-8")
+    assert "none in this exercise" in page and "8 / 8" in page
+
+
+def test_check_on_an_exercise_without_automatic_points(tmp_path):
+    """The student's check says nothing is graded automatically, and a prediction outside the allowed words
+    (its self-check fails, earning no point either way) is not ready to submit."""
+    from autograder.check import check
+    nbformat.write(hand_only_answers("shrinks"), tmp_path / f"{HAND_ONLY}.ipynb")
+    code, report = check(tmp_path / f"{HAND_ONLY}.ipynb", timeout=60)
+    assert code == 0, report
+    assert "No cell of this exercise is graded automatically" in report and report.endswith("Ready to submit.")
+    assert "ex30_7_1-a-argument (3 points): graded by hand" in report
+    nbformat.write(hand_only_answers("bigger"), tmp_path / f"{HAND_ONLY}.ipynb")
+    code, report = check(tmp_path / f"{HAND_ONLY}.ipynb", timeout=60)
+    assert code == 1 and "raised AssertionError" in report and report.endswith("Not ready: see the lines marked above."), report
