@@ -77,3 +77,38 @@ def test_every_committed_result_says_how_it_was_made(path):
     assert {"command", "commit", "machine", "date"} <= stored.provenance.keys(), f"{path.name}: header comments missing"
     assert "local changes" not in stored.provenance["commit"], f"{path.name} was made from uncommitted code"
     assert {"method", "seed", "frames"} <= stored.rows[0].keys()
+
+
+def test_compare_reads_every_method_at_the_reference_methods_budget(tmp_path):
+    # "slow": 3 seeds, evaluations every 100 frames and 10 CPU s, to 300 frames / 30 CPU s.
+    # "fast": 3 seeds, evaluations every 50 frames and 2 CPU s, to 600 frames / 24 CPU s.
+    rows = []
+    for seed in range(3):
+        for k in (1, 2, 3):
+            rows.append({"method": "slow", "seed": seed, "frames": 100 * k, "cpu_seconds": 10.0 * k + seed,
+                         "eval_return": -1.0, "gap": 0.1 * k + 0.01 * seed})
+        for k in range(1, 13):
+            rows.append({"method": "fast", "seed": seed, "frames": 50 * k, "cpu_seconds": 2.0 * k,
+                         "eval_return": -1.0, "gap": 0.05 * k})
+    fields = ["method", "seed", "frames", "cpu_seconds", "eval_return", "gap"]
+    write(tmp_path / "benchmarks" / "results" / "slow.csv", [r for r in rows if r["method"] == "slow"], fields,
+          {"command": "c"})
+    write(tmp_path / "benchmarks" / "results" / "fast.csv", [r for r in rows if r["method"] == "fast"], fields,
+          {"command": "d"})
+    comparison = stored_results.compare({"S": ("slow.csv", "slow"), "F": ("fast.csv", "fast")}, budget_of="S",
+                                        start=tmp_path)
+    assert comparison.budgets == {"frames": 300.0, "cpu_seconds": 31.0}  # median of 30, 31, 32
+    # At 300 frames "fast" has its 6th evaluation (gap 0.30) in every seed; "slow" its last (0.30, 0.31, 0.32).
+    assert comparison.at_budget["frames"]["F"].point == pytest.approx(0.30)
+    assert comparison.at_budget["frames"]["S"].point == pytest.approx(0.31)
+    # At 31 CPU s "fast" has its 12th evaluation (24 s, gap 0.60); "slow" seed 2 (32 s) only its 2nd (0.22).
+    assert comparison.at_budget["cpu_seconds"]["F"].point == pytest.approx(0.60)
+    assert sorted(len(c) for c in comparison.within("cpu_seconds")["S"]) == [2, 3, 3]
+    assert [len(c) for c in comparison.within("frames")["F"]] == [6, 6, 6]
+    assert comparison.captions == ["slow.csv: command: c", "fast.csv: command: d"]
+    with pytest.raises(ValueError, match="budget_of must be one of"):
+        stored_results.compare({"S": ("slow.csv", "slow")}, budget_of="X", start=tmp_path)
+    late = [{"method": "late", "seed": 0, "frames": 1_000, "cpu_seconds": 5.0, "eval_return": -1.0, "gap": 0.5}]
+    write(tmp_path / "benchmarks" / "results" / "late.csv", late, fields, {"command": "e"})
+    with pytest.raises(ValueError, match="'L' has a run with no evaluation within frames = 300"):
+        stored_results.compare({"S": ("slow.csv", "slow"), "L": ("late.csv", "late")}, budget_of="S", start=tmp_path)

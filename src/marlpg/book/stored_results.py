@@ -15,8 +15,13 @@ import platform
 import subprocess
 import sys
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from marlpg.book.stats import Interval, iqm_interval
 
 RESULTS_FOLDER = "benchmarks/results"
 COURSE_RAW = "https://raw.githubusercontent.com/marlpg/policy-gradient-marl/main"
@@ -146,3 +151,44 @@ def load(name: str, start: Path | None = None) -> StoredResults:
         raise FileNotFoundError(f"stored results {name!r}: no checkout here and {url} could not be read ({error}); "
                                 "run the notebook from a clone of the course") from error
     return parse(name, text)
+
+
+@dataclass
+class Comparison:
+    """Methods' stored runs compared at one method's budget, in frames and in CPU seconds.
+
+    ``runs[label]`` holds each seed's evaluation rows; ``budgets[column]`` is the budget (the median
+    over the reference method's seeds of its runs' last ``column``); ``at_budget[column][label]`` is
+    the IQM over seeds, with its 95% interval, of the gap closed at each seed's last evaluation within it.
+    """
+
+    runs: dict[str, list[list[dict]]]
+    budgets: dict[str, float]
+    at_budget: dict[str, dict[str, Interval]] = field(default_factory=dict)
+    captions: list[str] = field(default_factory=list)
+
+    def within(self, column: str) -> dict[str, list[list[dict]]]:
+        """Every method's runs cut at the budget in ``column``, for a plot of the comparison."""
+        limit = self.budgets[column]
+        return {label: [[row for row in curve if row[column] <= limit] for curve in curves]
+                for label, curves in self.runs.items()}
+
+
+def compare(sources: Mapping[str, tuple[str, str]], budget_of: str, columns=("frames", "cpu_seconds"),
+            start: Path | None = None) -> Comparison:
+    """``sources`` maps a label to (stored file, method in it); the budget is ``budget_of``'s runs'."""
+    if budget_of not in sources:
+        raise ValueError(f"budget_of must be one of {sorted(sources)}; got {budget_of!r}")
+    files = {name: load(name, start) for name in dict.fromkeys(name for name, _ in sources.values())}
+    runs = {label: files[name].evaluations(method) for label, (name, method) in sources.items()}
+    budgets = {column: float(np.median([curve[-1][column] for curve in runs[budget_of]])) for column in columns}
+    comparison = Comparison(runs, budgets, captions=[f"{name}: {stored.caption()}" for name, stored in files.items()])
+    for column, limit in budgets.items():
+        comparison.at_budget[column] = {}
+        for label, curves in runs.items():
+            rows = [last_at(curve, column, limit) for curve in curves]
+            if any(row is None for row in rows):
+                raise ValueError(f"{label!r} has a run with no evaluation within {column} = {limit:g}; "
+                                 "store evaluations more often")
+            comparison.at_budget[column][label] = iqm_interval([row["gap"] for row in rows])
+    return comparison
