@@ -6,12 +6,15 @@ Every run evaluates its deterministic policy on the same 200 episodes every few 
 records, per iteration, frames, wall seconds and this process's CPU seconds (what a busy machine
 inflates least, used for the comparisons at equal time). Each study writes one file:
 
-- ``maddpg``: MADDPG and MAPPO on continuous VMAS simple_spread (chapter 03), each method's defaults;
-  MAPPO trains far more frames, so that the comparison at equal time can be read off its curve.
-- ``coma``: COMA on discrete simple_spread (chapter 04); its MAPPO is chapter 05's stored run
-  (``mappo_simple_spread.csv`` from ``bench_mappo_learning.py``, the same configuration).
-- ``sharing``: MAPPO with one actor per agent on simple_spread (chapter 06); the shared actor is
-  again chapter 05's stored run.
+- ``maddpg``: MADDPG (480,000 frames) and MAPPO (3,000,000) on continuous VMAS simple_spread (chapter 03),
+  each method's defaults; MAPPO trains far more frames, so that the comparison at equal time can be read
+  off its curve.
+- ``coma``: COMA (1,000,000 frames) on discrete simple_spread (chapter 04); its MAPPO is chapter 05's
+  stored run (``mappo_simple_spread.csv`` from ``bench_mappo_learning.py``, the same configuration).
+- ``sharing``: MAPPO with one actor per agent (3,000,000 frames) on simple_spread (chapter 06); the shared
+  actor is again chapter 05's stored run.
+
+With ``MARLPG_THREADS=1`` a study takes about an hour of one core (2 cores, 2026); two run side by side.
 
     python benchmarks/bench_converged.py --study coma      # writes benchmarks/results/coma_simple_spread.csv
     python benchmarks/bench_converged.py --study maddpg --seeds 0,1,2
