@@ -57,6 +57,15 @@ def test_glue_references_are_well_formed(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_numbered_sections_run_without_gaps(path):
+    # A reader follows "Section 3" references; a lost heading (chapter 07 once went 1, 2, 4) breaks them.
+    notebook = nbformat.read(path, as_version=4)
+    numbers = [int(match.group(1)) for cell in notebook.cells if cell.cell_type == "markdown"
+               for match in re.finditer(r"^## (\d+)\.", cell.source, flags=re.MULTILINE)]
+    assert numbers == list(range(1, len(numbers) + 1)), f"{path.name}: sections numbered {numbers}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_top_to_bottom(path, monkeypatch):
     src = str(REPO / "src")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])))
