@@ -80,6 +80,8 @@ def test_interval_verdict_turns_with_the_intervals():
     assert verdicts.interval_verdict(overlap, "COMA", "MAPPO") == (
         "*MAPPO*'s IQM is higher by 5 percentage points, but the 95% intervals overlap, so these seeds do not "
         "separate *MAPPO* from *COMA*")
+    close = {"MAPPO": Interval(0.91, 0.90, 0.92, 3), "IPPO": Interval(0.92, 0.915, 0.93, 3)}
+    assert verdicts.interval_verdict(close, "MAPPO", "IPPO").startswith("*IPPO*'s IQM is higher by 1 percentage point,")
     level = {"MAPPO": Interval(0.5, 0.4, 0.6, 3), "COMA": Interval(0.5, 0.45, 0.55, 3)}
     assert "level" in verdicts.interval_verdict(level, "COMA", "MAPPO")
     with pytest.raises(ValueError, match="must hold 'IPPO'"):

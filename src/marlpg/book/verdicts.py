@@ -103,12 +103,14 @@ def interval_verdict(intervals: Mapping, a: str, b: str, *, scale: float = 100.0
     x, y = intervals[a], intervals[b]
     difference = scale * (_finite(a, x.point) - _finite(b, y.point))
     hi, lo = (a, b) if difference > 0 else (b, a)
+    by = f"{abs(difference):.0f}{unit}"
+    if by == f"1{unit}" and unit.endswith("points"):
+        by = by[:-1]  # "1 percentage point"
     if x.low > y.high or y.low > x.high:
-        return (f"*{hi}* is ahead of *{lo}*: its {what} is higher by {abs(difference):.0f}{unit} and its 95% interval "
-                f"lies above *{lo}*'s")
+        return f"*{hi}* is ahead of *{lo}*: its {what} is higher by {by} and its 95% interval lies above *{lo}*'s"
     if difference == 0:
         return f"*{a}* and *{b}* are level: equal {what}s, overlapping 95% intervals"
-    return (f"*{hi}*'s {what} is higher by {abs(difference):.0f}{unit}, but the 95% intervals overlap, so these seeds "
+    return (f"*{hi}*'s {what} is higher by {by}, but the 95% intervals overlap, so these seeds "
             f"do not separate *{hi}* from *{lo}*")
 
 
