@@ -13,7 +13,7 @@ import torch
 import marlpg.mappo
 from marlpg.algos import mappo
 from marlpg.commands import parser_for
-from marlpg.core.critics import PooledCritic, masked_agent_mean
+from marlpg.core.critics import AttentionCritic, PooledCritic, attention_weights, masked_agent_mean
 from marlpg.envs.protocol import EnvSpec
 
 from conftest import REPO, SRC
@@ -127,8 +127,35 @@ def test_pooled_value_by_hand():
         assert torch.allclose(values[:, a], expected, atol=1e-6)
 
 
-def test_pooled_values_are_permutation_equivariant():
-    model, _ = _model(critic="pooled")
+SET_CRITICS = ["pooled", "attention"]
+
+
+def test_attention_value_by_hand():
+    model, _ = _model(critic="attention")
+    obs, state = _inputs()
+    active = torch.tensor([True, False, True]).expand(5, 3)
+    values = model.value(state, obs, active)
+    net = model.critic
+    e = net.encoder(obs)
+    for a in range(3):
+        scores = torch.stack([(net.query(e[:, a]) * net.key(e[:, b])).sum(-1) / math.sqrt(8) for b in (0, 2)], -1)
+        alpha = scores.softmax(-1)
+        context = alpha[:, :1] * net.value(e[:, 0]) + alpha[:, 1:] * net.value(e[:, 2])
+        expected = net.head(torch.cat([e[:, a], context, state[:, -1:]], dim=-1)).squeeze(-1)
+        assert torch.allclose(values[:, a], expected, atol=1e-6)
+
+
+def test_attention_weights_by_hand():
+    scores = torch.tensor([[[0.0, math.log(3.0), 5.0], [1.0, 1.0, 1.0]]])  # [1, 2 agents attending, 3 agents]
+    active = torch.tensor([[True, True, False]])
+    assert torch.allclose(attention_weights(scores, active), torch.tensor([[[0.25, 0.75, 0.0], [0.5, 0.5, 0.0]]]))
+    nobody = attention_weights(scores, torch.zeros(1, 3, dtype=torch.bool))
+    assert torch.equal(nobody, torch.zeros(1, 2, 3))
+
+
+@pytest.mark.parametrize("critic", SET_CRITICS)
+def test_set_critic_values_are_permutation_equivariant(critic):
+    model, _ = _model(critic=critic)
     obs, state = _inputs()
     active = torch.tensor([[True, True, False]] * 5)
     values = model.value(state, obs, active)
@@ -138,10 +165,11 @@ def test_pooled_values_are_permutation_equivariant():
     assert (values[:, 0] - values[:, 1]).abs().min() > 1e-5  # not equivariant by being constant
 
 
-def test_pooled_critic_has_the_same_parameters_for_any_team_size():
-    small, _ = _model(critic="pooled")
+@pytest.mark.parametrize("critic", SET_CRITICS)
+def test_set_critic_has_the_same_parameters_for_any_team_size(critic):
+    small, _ = _model(critic=critic)
     large, _ = _model(spec=EnvSpec(n_agents=7, obs_dim=4, state_dim=29, discrete=True, n_actions=3, horizon=5),
-                      critic="pooled")
+                      critic=critic)
     assert _parameters(small.critic) == _parameters(large.critic)
     global_small, _ = _model()
     global_large, _ = _model(spec=large.spec)
@@ -152,8 +180,9 @@ def test_pooled_critic_has_the_same_parameters_for_any_team_size():
     assert values.shape == (5, 7) and torch.equal(values, large.value(state, obs))
 
 
-def test_an_inactive_agents_observation_does_not_reach_the_other_agents_values():
-    model, _ = _model(critic="pooled")
+@pytest.mark.parametrize("critic", SET_CRITICS)
+def test_an_inactive_agents_observation_does_not_reach_the_other_agents_values(critic):
+    model, _ = _model(critic=critic)
     obs, state = _inputs()
     other = obs.clone()
     other[:, 1] = torch.randn(5, 4)
@@ -184,10 +213,44 @@ def test_values_in_a_rollout_use_the_agents_that_act():
     assert mappo.next_active(mappo.Rollout(**{**rollout.__dict__, "dones": dones.all(-1)[None]})) is None
 
 
+def test_values_at_a_truncated_episodes_end_use_the_agents_still_alive():
+    model, _ = _model(critic="pooled")
+    obs, state = _inputs(batch=4)
+    final_obs, final_state = _inputs(batch=4, seed=4)
+    dones = torch.tensor([False, False, True, False])[:, None].expand(4, 3)
+    truncated = torch.tensor([[False] * 3, [False] * 3, [True, True, False], [False] * 3])  # copy 2: agent 2 left there
+    rollout = mappo.Rollout(obs=obs[None], state=state[None], actions=torch.zeros(1, 4, 3, dtype=torch.long),
+                            log_probs=torch.zeros(1, 4, 3), values=None, rewards=torch.zeros(1, 4, 3), dones=dones[None],
+                            last_value=None, truncated=truncated[None], final_obs=final_obs[None],
+                            final_state=final_state[None], active=torch.ones(1, 4, 3, dtype=torch.bool))
+    filled = mappo.with_values(model, rollout, (obs, state))
+    with torch.no_grad():
+        denormalize = model.value_normalizer.denormalize
+        alive = torch.tensor([True, True, False]).expand(4, 3)
+        expected = denormalize(model.value(final_state, final_obs, alive))
+        assert torch.allclose(filled.final_values[0, 2, :2], expected[2, :2], atol=1e-6)
+        assert not torch.allclose(filled.final_values[0, 2, :2], denormalize(model.value(final_state, final_obs))[2, :2], atol=1e-4)
+
+
+def test_the_critic_loss_pools_over_the_agents_that_act():
+    model, cfg = _model(critic="pooled")
+    obs, state = _inputs(batch=4)
+    active = torch.tensor([[True, False, True], [True, True, True], [False, True, True], [True, True, True]])
+    targets = torch.linspace(-1, 1, 12).view(4, 3)
+    batch = {"obs": obs, "state": state, "actions": torch.zeros(4, 3, dtype=torch.long), "log_probs": torch.zeros(4, 3),
+             "advantages": torch.zeros(4, 3), "targets": targets, "active": active}
+    _, _, value_loss = mappo.ppo_losses(model, batch, cfg)
+    with torch.no_grad():
+        def loss_of(values):
+            return 0.5 * ((values - targets).pow(2) * active).sum() / active.sum()
+        assert value_loss.item() == pytest.approx(loss_of(model.value(state, obs, active)).item(), abs=1e-6)
+        assert value_loss.item() != pytest.approx(loss_of(model.value(state, obs)).item(), abs=1e-4)
+
+
 # ------------------------------------------------------------------- one update on a hand-made batch
 
 
-@pytest.mark.parametrize("critic", ["agent_specific", "pooled"])
+@pytest.mark.parametrize("critic", ["agent_specific", *SET_CRITICS])
 def test_one_update_moves_the_critic_toward_its_targets(critic):
     spec = EnvSpec(n_agents=2, obs_dim=3, state_dim=7, discrete=True, n_actions=3, horizon=2)
     cfg = mappo.MAPPOConfig(num_envs=4, rollout_steps=1, minibatches=1, epochs=1, lr=1e-3, entropy_coef=0.0, critic=critic)
@@ -214,7 +277,8 @@ def test_one_update_moves_the_critic_toward_its_targets(critic):
 
 
 @pytest.mark.parametrize("fields, words", [
-    (dict(critic="attention"), ["critic must be one of 'global', 'agent_specific', 'pooled'", "'attention'"]),
+    (dict(critic="transformer"), ["critic must be one of 'global', 'agent_specific', 'pooled', 'attention'", "'transformer'"]),
+    (dict(critic="attention", ippo=True), ["ippo=True", "critic='attention'"]),
     (dict(critic="pooled", ippo=True), ["ippo=True", "critic='global'", "critic='pooled'"]),
     (dict(critic="agent_specific", ippo=True), ["ippo=True", "critic='agent_specific'"]),
     (dict(critic="pooled", recurrent=True), ["recurrent=True supports only critic='global'", "critic='pooled'"]),
@@ -230,7 +294,8 @@ def test_the_critic_flag():
     assert marlpg.mappo.CRITICS == mappo.CRITICS
     parser = parser_for(marlpg.mappo)
     assert marlpg.mappo.config_from_args(parser.parse_args([])).critic == "global"
-    assert marlpg.mappo.config_from_args(parser.parse_args(["--critic", "pooled"])).critic == "pooled"
+    for critic in mappo.CRITICS:
+        assert marlpg.mappo.config_from_args(parser.parse_args(["--critic", critic])).critic == critic
 
 
 def test_the_critic_flag_errors_name_the_flags(tmp_path, capsys):
@@ -239,8 +304,8 @@ def test_the_critic_flag_errors_name_the_flags(tmp_path, capsys):
     message = str(exit_info.value)
     assert message.startswith("error: ") and "--ippo=True" in message and "--critic='pooled'" in message, message
     with pytest.raises(SystemExit) as exit_info:
-        marlpg.mappo.main(["--critic", "attention", "--out", str(tmp_path)])
-    assert exit_info.value.code == 2 and "invalid choice: 'attention'" in capsys.readouterr().err
+        marlpg.mappo.main(["--critic", "transformer", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "invalid choice: 'transformer'" in capsys.readouterr().err
 
 
 def test_cli_pooled_critic_tiny_budget(tmp_path):
@@ -251,4 +316,5 @@ def test_cli_pooled_critic_tiny_budget(tmp_path):
     assert out.returncode == 0, out.stderr
     assert math.isfinite(float(out.stdout.strip().splitlines()[-1].removeprefix("eval_return=")))
     model = mappo.load_actors(tmp_path / "actors.pt")
-    assert model.cfg.critic == "pooled" and isinstance(model.critic, PooledCritic)
+    assert model.cfg.critic == "pooled" and type(model.critic) is PooledCritic
+    assert type(mappo.MAPPO(model.spec, mappo.MAPPOConfig(critic="attention")).critic) is AttentionCritic

@@ -23,9 +23,9 @@ estimator E[(rho - 1) - log rho] of KL(pi_old || pi), averaged over minibatches)
 critic's rollout values against its targets, in reward units, before the update),
 ``actor_grad_norm`` and ``critic_grad_norm`` (before clipping) and ``entropy``.
 
-Centralized critic input (``critic``, ``--critic``). MAPPO's critic reads one of three inputs;
-each gives agent a's value in normalized units, and everything downstream (GAE, value normalization,
-the losses) is the same for all three:
+Centralized critic input (``critic``, ``--critic``). MAPPO's critic reads one of four inputs;
+each gives agent a's value in normalized units, ``[..., n]``, and everything downstream (GAE, value
+normalization, the losses) is the same for all of them:
 
 * ``"global"`` (the default): one MLP on the global state x (which ends with the time fraction
   tau) with one output per agent, V(x) = (V_1(x), ..., V_n(x)).
@@ -40,8 +40,11 @@ the losses) is the same for all three:
   reached, the agents still alive; after the rollout's last step, those that did not leave, or all
   of them where the copy reset). Permuting the agents permutes the values; the parameter count is
   the same for any n. It reads the observations, not the global state.
+* ``"attention"``: the pooled critic with m replaced by one attention head from agent a over the
+  agents that act, c_a = sum_b alpha_ab W_v phi(o_b), alpha_ab = softmax over active b of
+  (W_q phi(o_a)) . (W_k phi(o_b)) / sqrt(k); also equivariant and of a size independent of n.
 
-The two new inputs are feed-forward only: ``recurrent=True`` takes ``critic="global"`` (an error
+The new inputs are feed-forward only: ``recurrent=True`` takes ``critic="global"`` (an error
 says so), and IPPO has its own critic (below), so ``ippo=True`` also takes only ``"global"``.
 
 IPPO (``ippo=True``) is the same algorithm with the critic V(o_a) on the agent's own observation
@@ -85,7 +88,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from marlpg.core.agents import with_agent_ids
-from marlpg.core.critics import PooledCritic
+from marlpg.core.critics import AttentionCritic, PooledCritic
 from marlpg.core.evaluation import deterministic_return, gap_closed, win_rate
 from marlpg.core.gae import gae
 from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_prob, mlp
@@ -99,7 +102,7 @@ from marlpg.envs import EnvSpec, make_env
 from marlpg.envs.protocol import acting_agents, agent_dones, agent_truncations, current_action_mask, masked_logits
 
 DEFAULT_FRAMES = 6_000_000
-CRITICS = ("global", "agent_specific", "pooled")  # the centralized critic's inputs (see the module docstring)
+CRITICS = ("global", "agent_specific", "pooled", "attention")  # the centralized critic's inputs (see the module docstring)
 
 
 @dataclass
@@ -251,7 +254,7 @@ class MAPPO(nn.Module):
             return self.critic(local_critic_input(obs, state)).squeeze(-1)
         if self.cfg.critic == "agent_specific":
             return self.critic(agent_specific_input(obs, state)).squeeze(-1)
-        if self.cfg.critic == "pooled":
+        if self.cfg.critic in ("pooled", "attention"):
             return self.critic(obs, state[..., -1:], active)
         return self.critic(state)
 
@@ -343,8 +346,8 @@ def feed_forward_critic(spec: EnvSpec, cfg: MAPPOConfig) -> nn.Module:
         return mlp(spec.obs_dim + spec.n_agents + 1, cfg.critic_hidden, 1)
     if cfg.critic == "agent_specific":  # f([x, o_a, e_a]), one network applied to every agent's row
         return mlp(spec.state_dim + spec.obs_dim + spec.n_agents, cfg.critic_hidden, 1)
-    if cfg.critic == "pooled":
-        return PooledCritic(spec.obs_dim, cfg.critic_hidden)
+    if cfg.critic in ("pooled", "attention"):
+        return (PooledCritic if cfg.critic == "pooled" else AttentionCritic)(spec.obs_dim, cfg.critic_hidden)
     return mlp(spec.state_dim, cfg.critic_hidden, spec.n_agents)  # V(x): one output per agent
 
 

@@ -1,15 +1,23 @@
 """Critics whose size does not grow with the team: one encoder and one head shared by every agent.
 
 A centralized critic on the concatenated global state has an input layer that grows with the number
-of agents n, and it fixes n when it is built. The pooled critic reads a set of agents instead:
+of agents n, and it fixes n when it is built. These critics read a set of agents instead. Each agent's
+observation is embedded, e_a = phi(o_a), a summary c_a of the team's embeddings is formed, and
 
-    e_a = phi(o_a),    m = sum_b w_b e_b / max(1, sum_b w_b),    V_a = psi([e_a, m, tau]),
+    V_a = psi([e_a, c_a, tau]),
 
-with phi and psi small MLPs shared by every agent, w_b = 1 for the agents that act (0 for those that
-have left), and tau the time fraction of the episode. Its parameters do not depend on n, the same
-network evaluates teams of any size, and it is permutation-equivariant: permuting the agents (with
-their masks) permutes the values. It sees no agent IDs; an agent's value tells itself from the others
-only through its own embedding e_a.
+with phi and psi small MLPs shared by every agent and tau the time fraction of the episode. The
+summary runs over the agents that act (w_b = 1; 0 for those that have left):
+
+* pooled (:class:`PooledCritic`): the mean, c_a = m = sum_b w_b e_b / max(1, sum_b w_b), the same for all a;
+* attention (:class:`AttentionCritic`): one head of scaled dot-product attention from agent a,
+      c_a = sum_b alpha_ab W_v e_b,   alpha_ab = w_b exp(s_ab) / sum_c w_c exp(s_ac),
+      s_ab = (W_q e_a) . (W_k e_b) / sqrt(k),
+  and c_a = 0 where no agent acts.
+
+The parameters do not depend on n, the same network evaluates teams of any size, and both are
+permutation-equivariant: permuting the agents (with their masks) permutes the values. They see no
+agent IDs; an agent's value tells itself from the others only through its own embedding e_a.
 """
 from __future__ import annotations
 
@@ -39,7 +47,7 @@ class PooledCritic(nn.Module):
     """V_a = psi([phi(o_a), mean over active b of phi(o_b), tau]) for every agent a: ``[..., n]``.
 
     ``hidden[0]`` is the width k of the embedding phi (one tanh layer); psi has the remaining hidden
-    layers ``hidden[1:]`` and one output.
+    layers ``hidden[1:]`` and one output. A subclass changes the summary (:meth:`team_summary`).
     """
 
     def __init__(self, obs_dim: int, hidden: Sequence[int]):
@@ -53,6 +61,31 @@ class PooledCritic(nn.Module):
     def forward(self, obs: torch.Tensor, time_fraction: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
         """``obs [..., n, d]``, ``time_fraction [..., 1]``, ``active [..., n]`` bool or None -> values ``[..., n]``."""
         own = self.encoder(obs)
-        pooled = masked_agent_mean(own, active).unsqueeze(-2).expand_as(own)
         tau = time_fraction.unsqueeze(-2).expand(*own.shape[:-1], 1)
-        return self.head(torch.cat([own, pooled, tau], dim=-1)).squeeze(-1)
+        return self.head(torch.cat([own, self.team_summary(own, active), tau], dim=-1)).squeeze(-1)
+
+    def team_summary(self, own: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
+        """c_a for every agent from the embeddings ``own [..., n, k]``: here the masked mean m, ``[..., n, k]``."""
+        return masked_agent_mean(own, active).unsqueeze(-2).expand_as(own)
+
+
+class AttentionCritic(PooledCritic):
+    """The pooled critic with c_a from one attention head over the active agents' embeddings."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int]):
+        super().__init__(obs_dim, hidden)
+        width = hidden[0]
+        self.query, self.key, self.value = (orthogonal(nn.Linear(width, width), 1.0) for _ in range(3))
+
+    def team_summary(self, own: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
+        scores = self.query(own) @ self.key(own).transpose(-1, -2) / math.sqrt(own.shape[-1])  # s_ab, [..., n, n]
+        return attention_weights(scores, active) @ self.value(own)
+
+
+def attention_weights(scores: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
+    """alpha_ab = w_b exp(s_ab) / sum_c w_c exp(s_ac) from ``scores [..., n, n]``; rows of 0 where no agent acts."""
+    if active is None:
+        return scores.softmax(-1)
+    attend = active.unsqueeze(-2)  # [..., 1, n]: every agent a attends to the active b
+    # finfo.min, not -inf: a row with no active agent softmaxes to uniform (no NaN) and the mask then zeroes it
+    return scores.masked_fill(~attend, torch.finfo(scores.dtype).min).softmax(-1) * attend
