@@ -11,6 +11,7 @@ from marlpg.commands import print_reference_gap, run_command
 
 NAME = "mappo"
 DESCRIPTION = "MAPPO: PPO for every agent, trained against a centralized value function (Yu et al., 2022)."
+CRITICS = ("global", "agent_specific", "pooled", "attention")  # marlpg.algos.mappo.CRITICS, named here so --help needs no torch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--total-frames", type=int, help="environment steps (all agents) to train for (default 6,000,000)")
     parser.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--ippo", action="store_true", help="critic on each agent's own observation (the IPPO ablation)")
+    parser.add_argument("--critic", choices=CRITICS, help="the centralized critic's input: global (default; V(x) with one "
+                        "output per agent), agent_specific (V(x, o_a, id_a), one network per agent row), pooled "
+                        "(mean-pooled agent embeddings; its size does not grow with the team) or attention "
+                        "(pooled, with one attention head instead of the mean)")
     parser.add_argument("--no-share", action="store_true", help="one actor per agent instead of one shared actor")
     parser.add_argument("--continuous", action="store_true", help="continuous actions (Gaussian policy)")
     parser.add_argument("--n-agents", type=int, help="agents in the team (default: the task's; 3 for the particle tasks, fixed by a SMAX map or RWARE layout)")
@@ -34,7 +39,7 @@ def config_from_args(args: argparse.Namespace):
 
     given = {"env": args.env, "total_frames": args.total_frames, "device": args.device, "n_agents": args.n_agents,
              "num_envs": args.num_envs, "lr": args.lr, "chunk_length": args.chunk_length, "horizon": args.horizon,
-             "eval_episodes": args.eval_episodes}
+             "eval_episodes": args.eval_episodes, "critic": args.critic}
     return MAPPOConfig(seed=args.seed, ippo=args.ippo, share=not args.no_share, continuous=args.continuous,
                        recurrent=args.recurrent,
                        **{k: v for k, v in given.items() if v is not None})

@@ -23,6 +23,30 @@ estimator E[(rho - 1) - log rho] of KL(pi_old || pi), averaged over minibatches)
 critic's rollout values against its targets, in reward units, before the update),
 ``actor_grad_norm`` and ``critic_grad_norm`` (before clipping) and ``entropy``.
 
+Centralized critic input (``critic``, ``--critic``). MAPPO's critic reads one of four inputs;
+each gives agent a's value in normalized units, ``[..., n]``, and everything downstream (GAE, value
+normalization, the losses) is the same for all of them:
+
+* ``"global"`` (the default): one MLP on the global state x (which ends with the time fraction
+  tau) with one output per agent, V(x) = (V_1(x), ..., V_n(x)).
+* ``"agent_specific"``: Yu et al.'s agent-specific global state (their SMAC input): one network f
+  shared by the agents, applied to each agent's own row, V_a = f([x, o_a, e_a]) with e_a agent a's
+  one-hot ID; agent a's value sees the whole state and, apart, its own observation.
+* ``"pooled"``: a critic whose size does not depend on n (:mod:`marlpg.core.critics`), for large
+  teams: an encoder phi embeds each agent's observation (no ID), the embeddings are averaged over
+  the agents that act, and a head psi reads agent a's own embedding, the average and the time,
+      V_a = psi([phi(o_a), m, tau]),   m = sum_b w_b phi(o_b) / max(1, sum_b w_b),
+  with w_b = 1 for an agent that acts (the rollout's active mask; at the state a truncated episode
+  reached, the agents still alive; after the rollout's last step, those that did not leave, or all
+  of them where the copy reset). Permuting the agents permutes the values; the parameter count is
+  the same for any n. It reads the observations, not the global state.
+* ``"attention"``: the pooled critic with m replaced by one attention head from agent a over the
+  agents that act, c_a = sum_b alpha_ab W_v phi(o_b), alpha_ab = softmax over active b of
+  (W_q phi(o_a)) . (W_k phi(o_b)) / sqrt(k); also equivariant and of a size independent of n.
+
+The new inputs are feed-forward only: ``recurrent=True`` takes ``critic="global"`` (an error
+says so), and IPPO has its own critic (below), so ``ippo=True`` also takes only ``"global"``.
+
 IPPO (``ippo=True``) is the same algorithm with the critic V(o_a) on the agent's own observation
 (plus the time fraction, which both critics get): the ablation that asks what the centralized
 critic buys.
@@ -64,6 +88,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from marlpg.core.agents import with_agent_ids
+from marlpg.core.critics import AttentionCritic, PooledCritic
 from marlpg.core.evaluation import deterministic_return, gap_closed, win_rate
 from marlpg.core.gae import gae
 from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_prob, mlp
@@ -77,6 +102,7 @@ from marlpg.envs import EnvSpec, make_env
 from marlpg.envs.protocol import acting_agents, agent_dones, agent_truncations, current_action_mask, masked_logits
 
 DEFAULT_FRAMES = 6_000_000
+CRITICS = ("global", "agent_specific", "pooled", "attention")  # the centralized critic's inputs (see the module docstring)
 
 
 @dataclass
@@ -91,6 +117,7 @@ class MAPPOConfig(IterationBudget):
     seed: int = 0
     device: str = "cpu"
     ippo: bool = False  # critic on the agent's own observation instead of the global state
+    critic: str = "global"  # the centralized critic's input, one of CRITICS (see "Centralized critic input" above)
     share: bool = True  # one actor for all agents (with a one-hot agent ID) or one per agent
     roles: tuple[int, ...] | None = None  # with share: one actor per role (role index per agent)
     agent_id: bool = True  # append the one-hot ID to a shared actor's input
@@ -131,7 +158,24 @@ class MAPPOConfig(IterationBudget):
         for name in ("clip", "lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
+        self._check_critic()
         self._check_recurrent()
+
+    def _check_critic(self) -> None:
+        if self.critic not in CRITICS:
+            raise ValueError(f"critic must be one of {', '.join(map(repr, CRITICS))}; got {self.critic!r}")
+        if self.critic == "global":
+            return
+        if self.ippo:
+            raise ValueError(
+                f"ippo=True has its own critic on each agent's observation and takes critic='global' (the default); "
+                f"got critic={self.critic!r}: drop ippo=True to use it"
+            )
+        if self.recurrent:
+            raise ValueError(
+                f"recurrent=True supports only critic='global' (the default); got critic={self.critic!r}, "
+                "which is feed-forward only"
+            )
 
     def _check_recurrent(self) -> None:
         chunks = self.num_envs * chunk_count(self.rollout_steps, self.chunk_length)
@@ -165,10 +209,7 @@ class MAPPO(nn.Module):
             self.actors, self.critic = recurrent_networks(spec, cfg, actor_in, len(self.groups))
         else:
             self.actors = nn.ModuleList(make_actor(actor_in, spec.n_actions, cfg.actor_hidden) for _ in self.groups)
-            if cfg.ippo:  # V(o_a): one output per agent row, with the agent's ID so one network can serve all
-                self.critic = mlp(spec.obs_dim + spec.n_agents + 1, cfg.critic_hidden, 1)
-            else:  # V(x): one network, one output per agent (identical targets when the reward is shared)
-                self.critic = mlp(spec.state_dim, cfg.critic_hidden, spec.n_agents)
+            self.critic = feed_forward_critic(spec, cfg)
         self.value_normalizer = RunningNormalizer()
 
     def actor_input(self, obs: torch.Tensor) -> torch.Tensor:
@@ -203,11 +244,18 @@ class MAPPO(nn.Module):
             return self._per_group(self.actor_input(obs), lambda actor, x: actor.deterministic(x))
         return masked_logits(self._per_group(self.actor_input(obs), lambda actor, x: actor.net(x)), action_mask).argmax(-1)
 
-    def value(self, state: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        """The critic's output in normalized units, ``[..., n]``."""
+    def value(self, state: torch.Tensor, obs: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+        """The critic's output in normalized units, ``[..., n]``.
+
+        ``active [..., n]`` bool marks the agents that act; only the pooled critic reads it (None: all act).
+        """
         self._feed_forward_only("value")
         if self.cfg.ippo:
             return self.critic(local_critic_input(obs, state)).squeeze(-1)
+        if self.cfg.critic == "agent_specific":
+            return self.critic(agent_specific_input(obs, state)).squeeze(-1)
+        if self.cfg.critic in ("pooled", "attention"):
+            return self.critic(obs, state[..., -1:], active)
         return self.critic(state)
 
     # --- recurrent models (cfg.recurrent): sequences [L, B, ...] with hidden states --------------
@@ -290,6 +338,24 @@ def recurrent_networks(spec: EnvSpec, cfg: MAPPOConfig, actor_in: int, n_groups:
     if cfg.ippo:
         return actors, GRUNet(spec.obs_dim + spec.n_agents + 1, cfg.critic_hidden, 1)
     return actors, GRUNet(spec.state_dim, cfg.critic_hidden, spec.n_agents)
+
+
+def feed_forward_critic(spec: EnvSpec, cfg: MAPPOConfig) -> nn.Module:
+    """IPPO's V(o_a, e_a, tau) per agent row, or MAPPO's critic on the input ``cfg.critic`` names."""
+    if cfg.ippo:  # one output per agent row, with the agent's ID so one network can serve all
+        return mlp(spec.obs_dim + spec.n_agents + 1, cfg.critic_hidden, 1)
+    if cfg.critic == "agent_specific":  # f([x, o_a, e_a]), one network applied to every agent's row
+        return mlp(spec.state_dim + spec.obs_dim + spec.n_agents, cfg.critic_hidden, 1)
+    if cfg.critic in ("pooled", "attention"):
+        return (PooledCritic if cfg.critic == "pooled" else AttentionCritic)(spec.obs_dim, cfg.critic_hidden)
+    return mlp(spec.state_dim, cfg.critic_hidden, spec.n_agents)  # V(x): one output per agent
+
+
+def agent_specific_input(obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """Each agent's row [x, o_a, e_a]: the global state (its last feature the time fraction), the
+    agent's own observation and its one-hot ID; ``[..., n, d_state + d + n]``."""
+    global_state = state.unsqueeze(-2).expand(*obs.shape[:-1], state.shape[-1])
+    return torch.cat([global_state, with_agent_ids(obs)], dim=-1)
 
 
 def local_critic_input(obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -396,19 +462,36 @@ def collect(model: MAPPO, env, start, steps: int, tracker: EpisodeTracker):
 
 
 def with_values(model: MAPPO, rollout: Rollout, next_start) -> Rollout:
-    """The rollout with the current critic's de-normalized values: V(x_t), V(x_T), and V(x'_t) where truncated."""
+    """The rollout with the current critic's de-normalized values: V(x_t), V(x_T), and V(x'_t) where truncated.
+
+    Each is computed with the agents that act there (what the pooled critic averages over): the
+    rollout's active mask; at a truncated step's final state, the agents truncated (alive, their
+    episode cut short); after the last step, :func:`next_active`.
+    """
     with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
         denorm = model.value_normalizer.denormalize if model.cfg.value_norm else (lambda v: v)
         next_obs, next_state = next_start
         final_values = None
         if rollout.truncated is not None and bool(rollout.truncated.any()):
-            final_values = denorm(model.value(rollout.final_state, rollout.final_obs))
+            final_values = denorm(model.value(rollout.final_state, rollout.final_obs, rollout.truncated))
         return replace(
             rollout,
-            values=denorm(model.value(rollout.state, rollout.obs)),
-            last_value=denorm(model.value(next_state, next_obs)),
+            values=denorm(model.value(rollout.state, rollout.obs, rollout.active)),
+            last_value=denorm(model.value(next_state, next_obs, next_active(rollout))),
             final_values=final_values,
         )
+
+
+def next_active(rollout: Rollout) -> torch.Tensor | None:
+    """``[E, n]`` bool: the agents that act at the observation after the rollout's last step (None: all).
+
+    Those whose episode did not end at the last step, and every agent of a copy whose episode ended
+    (the copy has reset; an agent that left earlier counts as ended at every later step).
+    """
+    ended = rollout.dones[-1]
+    if rollout.active is None or ended.dim() < 2:
+        return None
+    return (rollout.active[-1] & ~ended) | ended.all(-1, keepdim=True)
 
 
 def collect_recurrent(model: MAPPO, env, start, steps: int, tracker: EpisodeTracker):
@@ -491,7 +574,7 @@ def ppo_losses(model: MAPPO, batch: dict, cfg: MAPPOConfig) -> tuple[torch.Tenso
 def ppo_losses_and_ratio(model: MAPPO, batch: dict, cfg: MAPPOConfig):
     """``ppo_losses`` and the log-ratio log pi_theta - log pi_old of every sample (for the diagnostics)."""
     dist = model.policy(batch["obs"], batch.get("action_mask"))
-    return surrogate_losses(dist, model.value(batch["state"], batch["obs"]), batch, cfg)
+    return surrogate_losses(dist, model.value(batch["state"], batch["obs"], batch.get("active")), batch, cfg)
 
 
 def recurrent_ppo_losses_and_ratio(model: MAPPO, batch: dict, cfg: MAPPOConfig):
