@@ -18,12 +18,13 @@ With ``MARLPG_THREADS=1`` a study takes about an hour of one core (2 cores, 2026
 
     python benchmarks/bench_converged.py --study coma      # writes benchmarks/results/coma_simple_spread.csv
     python benchmarks/bench_converged.py --study maddpg --seeds 0,1,2
-    python benchmarks/bench_converged.py --study sharing --quick --out /tmp   # a smoke run, measures nothing
+    python benchmarks/bench_converged.py --quick     # every study at a smoke budget, into a temporary folder
 """
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -92,22 +93,47 @@ def _rounded(value):
     return round(value, 4) if isinstance(value, float) else value
 
 
+def summarize(rows: list[dict]) -> None:
+    """Per method: the final gap over seeds, and CPU seconds per 100,000 frames as a ratio to the first method's."""
+    finals: dict[str, list[dict]] = {}
+    for row in rows:
+        seeds = finals.setdefault(row["method"], [])
+        if seeds and seeds[-1]["seed"] == row["seed"]:
+            seeds[-1] = row
+        else:
+            seeds.append(row)
+    cost = {label: sum(r["cpu_seconds"] for r in last) / sum(r["frames"] for r in last) * 1e5 for label, last in finals.items()}
+    first = next(iter(cost))
+    for label, last in finals.items():
+        gap = sum(r["gap"] for r in last) / len(last)
+        print(f"{label}: final gap {gap:.3f} (mean of {len(last)} seeds), {cost[label]:.1f} CPU s per 100,000 frames "
+              f"({cost[label] / cost[first]:.2f}x {first}'s)")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", required=True, choices=sorted(studies(False)))
-    parser.add_argument("--seeds", type=parse_seeds, default=(0, 1, 2), help="comma-separated seeds (default 0,1,2)")
-    parser.add_argument("--out", default=stored_results.RESULTS_FOLDER, help="folder for the file")
+    parser.add_argument("--study", choices=sorted(studies(False)), help="required, except with --quick (every study)")
+    parser.add_argument("--seeds", type=parse_seeds, default=None, help="comma-separated seeds (default 0,1,2; --quick: 0)")
+    parser.add_argument("--out", default=None, help=f"folder for the file (default {stored_results.RESULTS_FOLDER}; "
+                                                     "--quick: a new temporary folder, never the stored results)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script, measures nothing")
     args = parser.parse_args(argv)
-    name, runs = studies(args.quick)[args.study]
-    about = stored_results.provenance(study=args.study, seeds=",".join(map(str, args.seeds)))
-    rows = []
-    for seed in args.seeds:  # every method on one seed before the next seed: load drifts hit all alike
-        for label, algorithm, cfg in runs:
-            rows += train_run(label, algorithm, replace(cfg, seed=seed))
-            about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"  # rewritten after every run: an interrupted
-            path = stored_results.write(Path(args.out) / name, rows, FIELDS, about)  # study keeps what it measured
-    print(f"wrote {path}")
+    if args.study is None and not args.quick:
+        parser.error("--study is required (one of: " + ", ".join(sorted(studies(False))) + ")")
+    seeds = args.seeds or ((0,) if args.quick else (0, 1, 2))
+    out = Path(args.out or (tempfile.mkdtemp(prefix="bench_converged_") if args.quick else stored_results.RESULTS_FOLDER))
+    chosen = [args.study] if args.study else sorted(studies(True))
+    for study in chosen:
+        name, runs = studies(args.quick)[study]
+        about = stored_results.provenance(study=study, seeds=",".join(map(str, seeds)))
+        rows = []
+        for seed in seeds:  # every method on one seed before the next seed: load drifts hit all alike
+            for label, algorithm, cfg in runs:
+                rows += train_run(label, algorithm, replace(cfg, seed=seed))
+                about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"  # rewritten after every run: an interrupted
+                path = stored_results.write(out / name, rows, FIELDS, about)  # study keeps what it measured
+        print(f"wrote {path}")
+        summarize(rows)
 
 
 if __name__ == "__main__":
