@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +32,6 @@ from marlpg.algos import coma, maddpg, mappo
 from marlpg.book import stored_results
 from marlpg.commands import parse_seeds
 
-FIELDS = ["method", "seed", "iteration", "frames", "seconds", "cpu_seconds", "return", "eval_return", "gap"]
 MAPPO_EVAL_EVERY = 20  # iterations of 6,400 frames, as bench_mappo_learning.py
 
 
@@ -69,28 +67,13 @@ def reference_of(algorithm, cfg):
 
 def train_run(label: str, algorithm, cfg) -> list[dict]:
     """One run's curve, every row with this process's CPU seconds and the evaluation's share of the gap."""
-    reference = reference_of(algorithm, cfg)
-    cpu_start, curve = time.process_time(), []
-
-    def record(row: dict) -> None:
-        row = {**row, "cpu_seconds": round(time.process_time() - cpu_start, 2)}
-        if "eval_return" in row:
-            row["gap"] = mappo.gap_closed(row["eval_return"], reference)
-        curve.append({"method": label, "seed": cfg.seed, **{k: _rounded(v) for k, v in row.items()}})
-
+    record = stored_results.CurveRecorder(label, cfg.seed, reference_of(algorithm, cfg))
     kwargs = {"with_reference": False} if algorithm is not coma else {}
     result = algorithm.train(cfg, progress=False, on_iteration=record, **kwargs)
-    if "eval_return" not in curve[-1]:  # the final evaluation, on the same episodes as the others
-        curve[-1].update(eval_return=_rounded(result.eval_return),
-                         gap=_rounded(mappo.gap_closed(result.eval_return, reference)))
-    last = curve[-1]
+    last = record.finish(result.eval_return)
     print(f"{label} seed {cfg.seed}: {last['frames']:,} frames in {last['seconds']:.0f} s ({last['cpu_seconds']:.0f} CPU s), "
           f"eval {last['eval_return']:.2f}, gap {last['gap']:.3f}", flush=True)
-    return curve
-
-
-def _rounded(value):
-    return round(value, 4) if isinstance(value, float) else value
+    return record.rows
 
 
 def summarize(rows: list[dict]) -> None:
@@ -131,7 +114,7 @@ def main(argv=None) -> None:
             for label, algorithm, cfg in runs:
                 rows += train_run(label, algorithm, replace(cfg, seed=seed))
                 about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"  # rewritten after every run: an interrupted
-                path = stored_results.write(out / name, rows, FIELDS, about)  # study keeps what it measured
+                path = stored_results.write(out / name, rows, stored_results.CURVE_FIELDS, about)  # study keeps what it measured
         print(f"wrote {path}")
         summarize(rows)
 

@@ -27,7 +27,6 @@ import argparse
 import os
 import platform
 import statistics
-import time
 
 import torch
 
@@ -35,13 +34,7 @@ from marlpg.algos.mappo import DEFAULT_FRAMES, MAPPOConfig, gap_closed, referenc
 from marlpg.book import stored_results
 from marlpg.book.stats import iqm_interval
 
-CSV_FIELDS = ["method", "seed", "iteration", "frames", "seconds", "cpu_seconds", "return", "eval_return", "gap"]
-
 TARGET = 0.95  # the bar: 95% of the random-to-scripted gap
-
-
-def _rounded(value):
-    return round(value, 4) if isinstance(value, float) else value
 
 
 class _TargetReached(Exception):
@@ -54,14 +47,12 @@ class _TargetReached(Exception):
 def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int, stop_at_target: bool = False) -> dict:
     cfg = MAPPOConfig(seed=seed, total_frames=frames, ippo=method == "IPPO", eval_every=eval_every, num_envs=num_envs)
     reference = reference_for(cfg)
-    cpu_start, first, curve = time.process_time(), {}, []
+    record, first = stored_results.CurveRecorder(method, seed, reference), {}
 
-    def watch(row: dict) -> None:  # the first evaluation at or above the target, with the CPU time so far
-        row["cpu_seconds"] = round(time.process_time() - cpu_start, 2)
-        curve.append({"method": method, "seed": seed, **{key: _rounded(value) for key, value in row.items()},
-                      "gap": _rounded(gap_closed(row["eval_return"], reference)) if "eval_return" in row else None})
+    def watch(row: dict) -> None:  # keep every row; note the first evaluation at or above the target
+        kept = record(row)
         if not first and "eval_return" in row and gap_closed(row["eval_return"], reference) >= TARGET:
-            first.update(row, cpu_seconds=time.process_time() - cpu_start)
+            first.update(kept)
             if stop_at_target:
                 raise _TargetReached(row)
 
@@ -70,8 +61,7 @@ def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int, sto
         seconds, frames_done, eval_return = result.seconds, result.frames, result.eval_return
     except _TargetReached as stop:
         seconds, frames_done, eval_return = stop.row["seconds"], stop.row["frames"], stop.row["eval_return"]
-    if "eval_return" not in curve[-1]:  # the final evaluation, on the same episodes as the others
-        curve[-1].update(eval_return=_rounded(eval_return), gap=_rounded(gap_closed(eval_return, reference)))
+    record.finish(eval_return)
     return {
         "method": method,
         "seed": seed,
@@ -83,7 +73,7 @@ def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int, sto
         "frames_to_target": first.get("frames"),
         "cpu_to_target": first.get("cpu_seconds"),
         "reference": reference,
-        "curve": curve,
+        "curve": record.rows,
     }
 
 
@@ -127,7 +117,7 @@ def main(argv=None) -> None:
             rows.append(row)
             if args.csv:  # rewritten after every run, so that an interrupted benchmark keeps what it measured
                 about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"
-                stored_results.write(args.csv, [r for done in rows for r in done["curve"]], CSV_FIELDS, about)
+                stored_results.write(args.csv, [r for done in rows for r in done["curve"]], stored_results.CURVE_FIELDS, about)
             reached = "not reached" if row["time_to_target"] is None else (
                 f"{row['time_to_target']:.0f} s ({row['frames_to_target']:,} frames, {row['cpu_to_target']:.0f} CPU s)"
             )

@@ -112,3 +112,16 @@ def test_compare_reads_every_method_at_the_reference_methods_budget(tmp_path):
     write(tmp_path / "benchmarks" / "results" / "late.csv", late, fields, {"command": "e"})
     with pytest.raises(ValueError, match="'L' has a run with no evaluation within frames = 300"):
         stored_results.compare({"S": ("slow.csv", "slow"), "L": ("late.csv", "late")}, budget_of="S", start=tmp_path)
+
+
+def test_curve_recorder_keeps_rows_with_cpu_seconds_and_gap():
+    record = stored_results.CurveRecorder("M", 3, (-10.0, 10.0))
+    record({"iteration": 1, "frames": 100, "return": -1.234567})
+    kept = record({"iteration": 2, "frames": 200, "return": 0.5, "eval_return": 5.0})
+    assert kept["gap"] == 0.75 and kept["method"] == "M" and kept["seed"] == 3 and kept["cpu_seconds"] >= 0
+    assert record.rows[0]["gap"] is None and record.rows[0]["return"] == -1.2346
+    assert record.finish(9.0)["eval_return"] == 5.0  # the last row already had its evaluation
+    record({"iteration": 3, "frames": 300, "return": 1.0})
+    assert record.finish(0.0)["gap"] == 0.5
+    assert list(record.rows[-1]) == ["method", "seed", "iteration", "frames", "return", "cpu_seconds", "gap",
+                                     "eval_return"]

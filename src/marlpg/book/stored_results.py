@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +23,10 @@ from typing import Mapping
 import numpy as np
 
 from marlpg.book.stats import Interval, iqm_interval
+from marlpg.core.evaluation import gap_closed
 
 RESULTS_FOLDER = "benchmarks/results"
+CURVE_FIELDS = ["method", "seed", "iteration", "frames", "seconds", "cpu_seconds", "return", "eval_return", "gap"]
 COURSE_RAW = "https://raw.githubusercontent.com/marlpg/policy-gradient-marl/main"
 
 
@@ -54,6 +57,38 @@ class StoredResults:
     def caption(self) -> str:
         keys = ("command", "commit", "machine", "date")
         return "; ".join(f"{key}: {self.provenance[key]}" for key in keys if key in self.provenance)
+
+
+def _rounded(value):
+    return round(value, 4) if isinstance(value, float) else value
+
+
+class CurveRecorder:
+    """A training run's ``on_iteration`` hook that keeps its rows for a stored file (``CURVE_FIELDS``).
+
+    Each kept row adds the method, the seed, this process's CPU seconds since the recorder was made,
+    and the share of the gap that an evaluation closed (None on rows without one); floats are rounded.
+    """
+
+    def __init__(self, method: str, seed: int, reference: tuple[float, float]):
+        self.method, self.seed, self.reference = method, seed, reference
+        self.rows: list[dict] = []
+        self._cpu_start = time.process_time()
+
+    def __call__(self, row: dict) -> dict:
+        kept = {"method": self.method, "seed": self.seed, **{key: _rounded(value) for key, value in row.items()},
+                "cpu_seconds": round(time.process_time() - self._cpu_start, 2), "gap": None}
+        if "eval_return" in row:
+            kept["gap"] = _rounded(gap_closed(row["eval_return"], self.reference))
+        self.rows.append(kept)
+        return kept
+
+    def finish(self, eval_return: float) -> dict:
+        """Give the last row the run's final evaluation (on the same episodes as the others) if it has none."""
+        last = self.rows[-1]
+        if last.get("eval_return") is None:
+            last.update(eval_return=_rounded(eval_return), gap=_rounded(gap_closed(eval_return, self.reference)))
+        return last
 
 
 def last_at(curve: list[dict], column: str, limit: float) -> dict | None:
