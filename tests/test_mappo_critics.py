@@ -111,7 +111,9 @@ def test_masked_agent_mean_by_hand():
     active = torch.tensor([[True, False, True], [False, False, False]])
     assert torch.equal(masked_agent_mean(embeddings, active), torch.tensor([[3.0, 5.5], [0.0, 0.0]]))
     assert torch.allclose(masked_agent_mean(embeddings, None), torch.tensor([[3.0, 5.0], [2.0, 2.0]]))
-    with pytest.raises(ValueError, match=r"active \(2, 2\)"):
+    one = torch.tensor([[False, True, False], [False, False, True]])  # one active agent: its own embedding
+    assert torch.equal(masked_agent_mean(embeddings, one), torch.tensor([[3.0, 4.0], [3.0, 3.0]]))
+    with pytest.raises(ValueError, match=r"active \(2, 2\) must match the agents of the embeddings \(2, 3\)"):
         masked_agent_mean(embeddings, active[:, :2])
 
 
@@ -149,6 +151,8 @@ def test_attention_weights_by_hand():
     scores = torch.tensor([[[0.0, math.log(3.0), 5.0], [1.0, 1.0, 1.0]]])  # [1, 2 agents attending, 3 agents]
     active = torch.tensor([[True, True, False]])
     assert torch.allclose(attention_weights(scores, active), torch.tensor([[[0.25, 0.75, 0.0], [0.5, 0.5, 0.0]]]))
+    square = torch.tensor([[[0.0, math.log(3.0)], [math.log(4.0), 0.0]]])  # [1, 2, 2], nobody masked
+    assert torch.allclose(attention_weights(square, None), torch.tensor([[[0.25, 0.75], [0.8, 0.2]]]))
     nobody = attention_weights(scores, torch.zeros(1, 3, dtype=torch.bool))
     assert torch.equal(nobody, torch.zeros(1, 2, 3))
 
