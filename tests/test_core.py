@@ -8,6 +8,7 @@ from marlpg.core.agents import one_hot_ids, with_agent_ids
 from marlpg.core.gae import gae
 from marlpg.core.networks import CategoricalActor, GaussianActor, log_prob, mlp, parameter_count
 from marlpg.core.normalizer import RunningNormalizer
+from marlpg.core.runlog import read_curve, write_curve
 from marlpg.core.seeding import resolve_device, seed_everything
 
 
@@ -124,3 +125,10 @@ def test_iteration_budget_covers_the_frames_with_whole_iterations():
 
     assert Config(4, 5, 40).frames_per_iteration == 20
     assert [Config(4, 5, frames).iterations for frames in (1, 20, 21, 40, 41)] == [1, 1, 2, 2, 3]
+
+
+def test_curve_keeps_the_columns_that_only_evaluation_rows_have(tmp_path):
+    rows = [{"iteration": 1, "return": 0.5}, {"iteration": 2, "return": 0.7, "eval_return": 0.9, "eval_win_rate": 0.25}]
+    back = read_curve(write_curve(tmp_path / "curve.csv", rows))
+    assert list(back[1]) == ["iteration", "return", "eval_return", "eval_win_rate"]
+    assert back[1]["eval_win_rate"] == 0.25 and back[0]["eval_return"] != back[0]["eval_return"]  # blank reads as NaN

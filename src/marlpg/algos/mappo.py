@@ -820,6 +820,9 @@ def train(
         if cfg.eval_every and iteration % cfg.eval_every == 0:
             with cpu_threads(1):
                 row["eval_return"] = evaluate(model, eval_env, 10_000 + cfg.seed)
+                won = evaluate_win_rate(model, eval_env, 10_000 + cfg.seed)
+            if won is not None:
+                row["eval_win_rate"] = won
         result.curve.append(row)
         if on_iteration is not None:
             on_iteration(row)

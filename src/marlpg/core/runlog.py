@@ -27,13 +27,15 @@ OUT_HELP = "folder for the outputs (default: $MARLPG_RUNS/{algo}, else ~/.cache/
 
 
 def write_curve(path: str | Path, rows: Iterable[Mapping[str, object]]) -> Path:
-    """One CSV row per training iteration; the columns are the first row's keys."""
+    """One CSV row per training iteration; the columns are every row's keys, in the order they first appear
+    (periodic evaluations add columns to some rows only)."""
     rows = list(rows)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         if rows:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
     return path
