@@ -89,7 +89,7 @@ from torch.distributions import Categorical, Normal
 
 from marlpg.core.agents import with_agent_ids
 from marlpg.core.critics import AttentionCritic, PooledCritic
-from marlpg.core.evaluation import deterministic_return, gap_closed, win_rate
+from marlpg.core.evaluation import gap_closed, return_and_win_rate
 from marlpg.core.gae import gae
 from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_prob, mlp
 from marlpg.core.normalizer import RunningNormalizer
@@ -536,7 +536,7 @@ def collect_recurrent(model: MAPPO, env, start, steps: int, tracker: EpisodeTrac
 
 
 def recurrent_greedy_policy(model: MAPPO, num_envs: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A stateful greedy ``act(obs)`` for :func:`marlpg.core.evaluation.deterministic_return`.
+    """A stateful greedy ``act(obs, action_mask)`` for :func:`marlpg.core.evaluation.return_and_win_rate`.
 
     Its memory starts at zero and is never reset after that, which is right there: only the first
     episode of every copy counts.
@@ -738,15 +738,13 @@ def greedy_policy(model: MAPPO, env):
 
 def evaluate(model: MAPPO, env, episodes_seed: int) -> float:
     """Mean episode return per agent of the deterministic policy: one episode in every copy of ``env``."""
-    act = greedy_policy(model, env)
-    return deterministic_return(lambda obs: act(obs, current_action_mask(env)), env, episodes_seed)
+    return evaluate_with_wins(model, env, episodes_seed)[0]
 
 
-def evaluate_win_rate(model: MAPPO, env, episodes_seed: int) -> float | None:
-    """Fraction of evaluation episodes won (deterministic policy), for environments that report wins (SMAX)."""
-    if not getattr(env, "reports_wins", False):
-        return None
-    return win_rate(greedy_policy(model, env), env, episodes_seed)
+def evaluate_with_wins(model: MAPPO, env, episodes_seed: int) -> tuple[float, float | None]:
+    """The deterministic policy's mean episode return per agent and, where the task reports wins (SMAX), the
+    fraction of episodes won (else None), from the same episodes: one in every copy of ``env``."""
+    return return_and_win_rate(greedy_policy(model, env), env, episodes_seed)
 
 
 def make_envs(cfg: MAPPOConfig, device: torch.device):
@@ -819,8 +817,7 @@ def train(
         }
         if cfg.eval_every and iteration % cfg.eval_every == 0:
             with cpu_threads(1):
-                row["eval_return"] = evaluate(model, eval_env, 10_000 + cfg.seed)
-                won = evaluate_win_rate(model, eval_env, 10_000 + cfg.seed)
+                row["eval_return"], won = evaluate_with_wins(model, eval_env, 10_000 + cfg.seed)
             if won is not None:
                 row["eval_win_rate"] = won
         result.curve.append(row)
@@ -833,8 +830,7 @@ def train(
     bar.close()
     result.seconds = time.perf_counter() - began
     with cpu_threads(1):
-        result.eval_return = evaluate(model, eval_env, 10_000 + cfg.seed)
-        result.eval_win_rate = evaluate_win_rate(model, eval_env, 10_000 + cfg.seed)
+        result.eval_return, result.eval_win_rate = evaluate_with_wins(model, eval_env, 10_000 + cfg.seed)
     return result
 
 

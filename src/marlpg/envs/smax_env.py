@@ -112,7 +112,7 @@ def smax_maps() -> list[str]:
 class SmaxEnv:
     """``num_envs`` copies of one SMAX map against JaxMARL's heuristic enemy, as one batched environment."""
 
-    reports_wins = True  # its transitions carry ``won``: marlpg.core.evaluation.win_rate works on it
+    reports_wins = True  # its transitions carry ``won``: marlpg.core.evaluation counts wins on it
 
     def __init__(
         self,
