@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from marlpg.core.agents import one_hot_ids, with_agent_ids
+from marlpg.core.evaluation import deterministic_return, gap_closed, return_and_win_rate, win_rate
 from marlpg.core.gae import gae
 from marlpg.core.networks import CategoricalActor, GaussianActor, log_prob, mlp, parameter_count
 from marlpg.core.normalizer import RunningNormalizer
@@ -129,6 +130,54 @@ def test_iteration_budget_covers_the_frames_with_whole_iterations():
 
 def test_curve_keeps_the_columns_that_only_evaluation_rows_have(tmp_path):
     rows = [{"iteration": 1, "return": 0.5}, {"iteration": 2, "return": 0.7, "eval_return": 0.9, "eval_win_rate": 0.25}]
-    back = read_curve(write_curve(tmp_path / "curve.csv", rows))
+    write_curve(tmp_path / "runs" / "seed0" / "curve.csv", rows[:1])
+    back = read_curve(write_curve(tmp_path / "runs" / "seed0" / "curve.csv", rows))  # folders made as needed, then rewritten
     assert list(back[1]) == ["iteration", "return", "eval_return", "eval_win_rate"]
     assert back[1]["eval_win_rate"] == 0.25 and back[0]["eval_return"] != back[0]["eval_return"]  # blank reads as NaN
+
+
+class _Countdown:
+    """Two copies, one agent: copy c's episode lasts c + 2 steps, reward 1 per step (after it ends, 5 per step,
+    which an evaluation must not count); with ``wins``, copy 1's episode ends in a win."""
+
+    device = torch.device("cpu")
+    num_envs = 2
+
+    def __init__(self, wins: bool | None):
+        self.spec = type("Spec", (), {"n_agents": 1})()
+        if wins is not None:  # None: an environment that never heard of wins
+            self.reports_wins = wins
+
+    def reset(self, seed=None):
+        self.t = 0
+        return torch.zeros(2, 1, 1), torch.zeros(2, 1)
+
+    action_mask = None
+
+    def step(self, actions):
+        self.t += 1
+        ended = torch.tensor([self.t == 2, self.t == 3])
+        over = torch.tensor([self.t > 2, self.t > 3])
+        step = type("Step", (), {})()
+        step.obs, step.done = torch.zeros(2, 1, 1), ended | over
+        step.reward = torch.where(over, 5.0, 1.0).unsqueeze(-1)
+        step.won = torch.tensor([False, self.t == 3])
+        return step
+
+
+def test_evaluation_counts_each_copys_first_episode_and_its_wins():
+    episode_return, won = return_and_win_rate(lambda obs, mask: torch.zeros(2, 1), _Countdown(wins=True), 0)
+    assert episode_return == 2.5 and won == 0.5  # returns 2 and 3; one win in two copies
+    assert deterministic_return(lambda obs: torch.zeros(2, 1), _Countdown(wins=True), 0) == 2.5
+    assert win_rate(lambda obs, mask: torch.zeros(2, 1), _Countdown(wins=True), 0) == 0.5
+    assert return_and_win_rate(lambda obs, mask: torch.zeros(2, 1), _Countdown(wins=False), 0) == (2.5, None)
+    assert return_and_win_rate(lambda obs, mask: torch.zeros(2, 1), _Countdown(wins=None), 0) == (2.5, None)
+    for silent in (_Countdown(wins=False), _Countdown(wins=None)):
+        with pytest.raises(ValueError, match="_Countdown reports no wins"):
+            win_rate(lambda obs, mask: torch.zeros(2, 1), silent, 0)
+
+
+def test_gap_closed_places_a_return_between_random_and_scripted():
+    assert gap_closed(-4.0, (-10.0, -2.0)) == 0.75  # 6 of the 8 between them
+    assert gap_closed(-10.0, (-10.0, -2.0)) == 0.0 and gap_closed(-2.0, (-10.0, -2.0)) == 1.0
+    assert gap_closed(float("nan"), (-10.0, -2.0)) is None and gap_closed(-4.0, None) is None
