@@ -17,6 +17,7 @@ from marlpg.algos.mappo import (
     actor_groups,
     clipped_surrogate,
     load_actors,
+    task_defaults,
     train,
 )
 
@@ -56,6 +57,17 @@ def test_actor_groups():
 def test_config_rejects_bad_values(name, value):
     with pytest.raises(ValueError, match=name):
         MAPPOConfig(**{name: value})
+
+
+def test_task_defaults_fill_only_what_the_config_leaves_unset():
+    spread, battle = MAPPOConfig(), MAPPOConfig(env="smax:3m")
+    assert (spread.num_envs, spread.rollout_steps, spread.lr, spread.anneal_lr) == (256, 25, 2e-3, False)
+    assert (spread.minibatches, spread.entropy_coef, spread.total_frames) == (8, 0.003, 6_000_000)
+    assert (battle.num_envs, battle.rollout_steps, battle.lr, battle.anneal_lr) == (128, 128, 4e-3, True)
+    assert (battle.minibatches, battle.entropy_coef, battle.total_frames) == (4, 0.01, 2_000_000)
+    given = MAPPOConfig(env="smax:2s3z", lr=1e-3, anneal_lr=False, num_envs=16)
+    assert (given.lr, given.anneal_lr, given.num_envs, given.rollout_steps) == (1e-3, False, 16, 128)
+    assert task_defaults("rware:tiny-2ag") == task_defaults("vmas:simple_spread")
 
 
 @pytest.mark.parametrize(

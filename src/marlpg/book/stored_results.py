@@ -67,10 +67,11 @@ class CurveRecorder:
     """A training run's ``on_iteration`` hook that keeps its rows for a stored file (``CURVE_FIELDS``).
 
     Each kept row adds the method, the seed, this process's CPU seconds since the recorder was made,
-    and the share of the gap that an evaluation closed (None on rows without one); floats are rounded.
+    and the share of the gap that an evaluation closed (None on rows without one, and on every row of a task
+    without a ``reference``); floats are rounded.
     """
 
-    def __init__(self, method: str, seed: int, reference: tuple[float, float]):
+    def __init__(self, method: str, seed: int, reference: tuple[float, float] | None):
         self.method, self.seed, self.reference = method, seed, reference
         self.rows: list[dict] = []
         self._cpu_start = time.process_time()
@@ -78,7 +79,7 @@ class CurveRecorder:
     def __call__(self, row: dict) -> dict:
         kept = {"method": self.method, "seed": self.seed, **{key: _rounded(value) for key, value in row.items()},
                 "cpu_seconds": round(time.process_time() - self._cpu_start, 2), "gap": None}
-        if "eval_return" in row:
+        if "eval_return" in row and self.reference is not None:
             kept["gap"] = _rounded(gap_closed(row["eval_return"], self.reference))
         self.rows.append(kept)
         return kept
@@ -87,7 +88,8 @@ class CurveRecorder:
         """Give the last row the run's final evaluation (on the same episodes as the others) if it has none."""
         last = self.rows[-1]
         if last.get("eval_return") is None:
-            last.update(eval_return=_rounded(eval_return), gap=_rounded(gap_closed(eval_return, self.reference)))
+            gap = None if self.reference is None else _rounded(gap_closed(eval_return, self.reference))
+            last.update(eval_return=_rounded(eval_return), gap=gap)
         return last
 
 

@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m marlpg.scale.actor_learner", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default=MAPPOConfig.env)
     parser.add_argument("--total-frames", type=int, default=1_000_000)
-    parser.add_argument("--num-envs", type=int, default=MAPPOConfig.num_envs, help="copies in all, split over the workers")
+    parser.add_argument("--num-envs", type=int, default=None, help="copies in all, split over the workers (default: the task's, 256 on the particle tasks)")
     parser.add_argument("--workers", type=int, default=2, help="Ray rollout workers (one CPU each)")
     parser.add_argument("--mode", default="sync", help=f"one of {MODES}")
     parser.add_argument("--seed", type=int, default=0)
