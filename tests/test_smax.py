@@ -238,3 +238,46 @@ def test_mappo_command_line_reports_the_win_rate(tmp_path):
     assert lines[-1].startswith("eval_return=") and lines[-2].startswith("win_rate="), lines
     assert 0.0 <= float(lines[-2].split("=", 1)[1]) <= 1.0
     assert "ignored" not in run.stderr, run.stderr  # the map's own team size and horizon, no warning
+
+
+def test_battle_view_names_each_attacks_target_and_health_as_a_fraction(battle, mixed):
+    battle.reset(seed=3)
+    view = battle.battle_view()
+    assert view["positions"].shape == (4, 6, 2) and view["health"].shape == (4, 6)
+    assert torch.equal(view["targets"], torch.full((4, 6), -1)) and bool((view["health"] == 1).all())
+    for _ in range(30):  # walk east until someone can shoot, then shoot
+        actions = focus_fire(battle.action_mask)
+        step = battle.step(actions)
+        if bool((actions > STOP).any()):
+            break
+    view = battle.battle_view()
+    shooting = (actions > STOP) & view["alive"][:, :3] & ~step.done[:, None]
+    assert bool(shooting.any())
+    assert torch.equal(view["targets"][:, :3][shooting], (actions - STOP - 1 + 3)[shooting])  # enemies are units 3, 4, 5
+    assert bool((view["targets"][:, :3][~(actions > STOP)] == -1).all())
+    assert torch.allclose(view["health"], battle.unit_health() / 45.0)  # a marine's full health is 45
+    mixed.reset(seed=0)
+    kinds = mixed.battle_view()["types"][0]
+    assert kinds[:5].tolist() == [int(t) for t in mixed._env._env.scenario[:5]]
+    assert bool((mixed.battle_view()["health"] == 1).all())  # stalkers and zealots each at their own full health
+
+
+def test_record_battle_stops_at_the_end_and_reports_the_outcome():
+    from marlpg.book.battles import plot_battle, record_battle
+
+    env = make_env("smax:3m", 4, seed=3)
+    battles = [record_battle(env, lambda obs, mask: focus_fire(mask), seed=3, copy=c) for c in range(4)]
+    assert [b.won for b in battles].count(True) == 2  # seed 3: copies 1 and 2 win (test_win_rate_counts_each_copy_once)
+    for b in battles:
+        assert b.steps == b.length and b.positions.shape == (b.steps, 6, 2) and b.unit_names == ("marine",) * 6
+    idle = record_battle(env, lambda obs, mask: stand_still(env), seed=3, max_steps=5)
+    assert idle.won is None and idle.steps == 6 and bool((idle.targets == -1).all())
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2)
+    plot_battle(battles[1], [0, battles[1].steps - 1], axes)
+    assert axes[1].get_title() == f"step {battles[1].steps - 1}"
+    plt.close(fig)

@@ -125,3 +125,39 @@ def test_curve_recorder_keeps_rows_with_cpu_seconds_and_gap():
     assert record.finish(0.0)["gap"] == 0.5
     assert list(record.rows[-1]) == ["method", "seed", "iteration", "frames", "return", "cpu_seconds", "gap",
                                      "eval_return"]
+
+
+def test_curve_recorder_without_a_reference_leaves_the_gap_empty():
+    record = stored_results.CurveRecorder("rMAPPO", 0, None)
+    assert record({"iteration": 1, "frames": 10, "return": 0.5, "eval_return": 1.25})["gap"] is None
+    record({"iteration": 2, "frames": 20, "return": 0.7})
+    last = record.finish(1.5)
+    assert last["eval_return"] == 1.5 and last["gap"] is None
+
+
+def test_local_path_finds_any_stored_file_and_caches_downloads(tmp_path, monkeypatch):
+    folder = tmp_path / "course" / "benchmarks" / "results"
+    folder.mkdir(parents=True)
+    (folder / "team.pt").write_bytes(b"\x00weights")
+    assert stored_results.local_path("team.pt", start=folder.parent.parent).read_bytes() == b"\x00weights"
+    with pytest.raises(FileNotFoundError, match=r"no stored file 'other.pt'.*\['team.pt'\]"):
+        stored_results.local_path("other.pt", start=folder.parent.parent)
+
+    downloads = []
+
+    class Response:
+        def read(self):
+            return b"downloaded"
+
+    def fake_urlopen(url, timeout):
+        downloads.append(url)
+        return Response()
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for _ in range(2):
+        path = stored_results.local_path("team.pt", start=outside)
+        assert path.read_bytes() == b"downloaded" and path.parent == tmp_path / "home" / ".cache" / "marlpg"
+    assert downloads == [f"{stored_results.COURSE_RAW}/benchmarks/results/team.pt"]  # fetched once, then cached

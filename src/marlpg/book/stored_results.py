@@ -190,6 +190,29 @@ def load(name: str, start: Path | None = None) -> StoredResults:
     return parse(name, text)
 
 
+def local_path(name: str, start: Path | None = None) -> Path:
+    """A stored file of any kind (a saved model, say) as a local path: ``benchmarks/results/<name>`` in the
+    checkout, else downloaded once from the course into ``~/.cache/marlpg``."""
+    checkout = find_checkout(start)
+    if checkout is not None:
+        path = checkout / RESULTS_FOLDER / name
+        if not path.is_file():
+            available = sorted(p.name for p in (checkout / RESULTS_FOLDER).iterdir())
+            raise FileNotFoundError(f"no stored file {name!r} in {checkout / RESULTS_FOLDER}; there are {available}")
+        return path
+    cached = Path.home() / ".cache" / "marlpg" / name
+    if not cached.is_file():
+        url = f"{COURSE_RAW}/{RESULTS_FOLDER}/{name}"
+        try:
+            data = urllib.request.urlopen(url, timeout=60).read()
+        except OSError as error:
+            raise FileNotFoundError(f"stored file {name!r}: no checkout here and {url} could not be read ({error}); "
+                                    "run the notebook from a clone of the course") from error
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(data)
+    return cached
+
+
 @dataclass
 class Comparison:
     """Methods' stored runs compared at one method's budget, in frames and in CPU seconds.

@@ -286,6 +286,35 @@ class SmaxEnv:
         """``[E, n_allies + n_enemies]`` current health of every unit (allies first): for tests and plots."""
         return self._torch(self._carry[0].state.unit_health)
 
+    def battle_view(self) -> dict[str, torch.Tensor]:
+        """Every unit of every copy now (allies first, then enemies), for pictures of a battle.
+
+        ``positions [E, U, 2]``; ``health [E, U]`` as a fraction of the unit type's full health;
+        ``alive [E, U]``; ``targets [E, U]``: the unit each one attacked with its last action, -1 where
+        it moved, stopped or is dead (JaxMARL numbers an enemy's targets from the last ally down, an ally's from
+        the first enemy up); ``types [E, U]``: indices into JaxMARL's ``unit_type_names``.
+        """
+        if self._carry is None:
+            raise RuntimeError("call reset() before battle_view()")
+        import numpy as np
+
+        battle, n_allies = self._carry[0].state, self._env.num_allies
+        smax, moves = self._env._env, self._env._env.num_movement_actions
+        types = np.asarray(battle.unit_types)
+        attack = np.asarray(battle.prev_attack_actions) - moves
+        units = np.arange(types.shape[1])
+        target = np.where(units < n_allies, n_allies + attack, n_allies - 1 - attack)
+        full = np.asarray(smax.unit_type_health)[types]
+        alive = np.asarray(battle.unit_alive)
+        as_torch = lambda array, dtype: torch.tensor(np.array(array), dtype=dtype)  # a copy: JAX's arrays are read-only
+        return dict(
+            positions=as_torch(battle.unit_positions, torch.float32),
+            health=as_torch(np.asarray(battle.unit_health) / full, torch.float32),
+            alive=as_torch(alive, torch.bool),
+            targets=as_torch(np.where((attack >= 0) & alive, target, -1), torch.long),
+            types=as_torch(types, torch.long),
+        )
+
 
 def _pack(out: dict):
     """The step's outputs as two arrays ``[E, *]`` (float32, bool), in the order of ``SmaxEnv._layout``: two
