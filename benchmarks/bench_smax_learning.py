@@ -17,6 +17,7 @@ rate over seeds with its 95% stratified bootstrap confidence interval (``marlpg.
     python benchmarks/bench_smax_learning.py                        # rMAPPO on 3m, 3 seeds, about 25 minutes
     python benchmarks/bench_smax_learning.py --maps 3m,2s3z --methods rMAPPO,MAPPO,rIPPO --frames 1000000
     python benchmarks/bench_smax_learning.py --quick                # a smoke run: checks the script, measures nothing
+    python benchmarks/bench_smax_learning.py --save-actors runs/    # also keep every trained team
 
 ``--csv`` writes every iteration of every run (``stored_results.CURVE_FIELDS`` plus ``map`` and
 ``eval_win_rate``) under a header naming the command, commit, machine and date; chapter 08 plots the files
@@ -31,7 +32,7 @@ import statistics
 
 import torch
 
-from marlpg.algos.mappo import MAPPOConfig, train
+from marlpg.algos.mappo import MAPPOConfig, save_actors, train
 from marlpg.book import stored_results
 from marlpg.book.stats import iqm_interval
 
@@ -45,7 +46,8 @@ METHODS = {
 FIELDS = ["map", *stored_results.CURVE_FIELDS, "eval_win_rate"]
 
 
-def run(map_name: str, method: str, seed: int, frames: int | None, eval_every: int, quick: bool) -> dict:
+def run(map_name: str, method: str, seed: int, frames: int | None, eval_every: int, quick: bool,
+        save_to: str | None = None) -> dict:
     sizes = dict(num_envs=8, rollout_steps=20, minibatches=2, eval_episodes=8) if quick else {}
     cfg = MAPPOConfig(env=f"smax:{map_name}", seed=seed, total_frames=frames, eval_every=eval_every,
                       **sizes, **METHODS[method])
@@ -58,6 +60,8 @@ def run(map_name: str, method: str, seed: int, frames: int | None, eval_every: i
             first.update(kept)
 
     result = train(cfg, progress=False, on_iteration=watch)
+    if save_to is not None:
+        save_actors(result.model, os.path.join(save_to, f"smax_{map_name}_{method.lower()}_seed{seed}_actors.pt"))
     last = record.finish(result.eval_return)
     last["eval_win_rate"] = round(result.eval_win_rate, 4)
     return {
@@ -95,6 +99,8 @@ def main(argv=None) -> None:
     parser.add_argument("--frames", type=int, help="frames per run (default: MAPPO's SMAX default, 2,000,000)")
     parser.add_argument("--eval-every", type=int, default=8, help="iterations between evaluations (default 8)")
     parser.add_argument("--csv", help="write every iteration of every run to this file (see the module docstring)")
+    parser.add_argument("--save-actors", metavar="DIR", help="save each run's trained actors to "
+                        "DIR/smax_<map>_<method>_seed<S>_actors.pt (marlpg.algos.mappo.load_actors reads them)")
     args = parser.parse_args(argv)
     methods, maps = args.methods.split(","), args.maps.split(",")
     unknown = [m for m in methods if m not in METHODS]
@@ -110,7 +116,7 @@ def main(argv=None) -> None:
     for map_name in maps:
         for seed in seeds:
             for method in methods:
-                row = run(map_name, method, seed, frames, eval_every, args.quick)
+                row = run(map_name, method, seed, frames, eval_every, args.quick, args.save_actors)
                 rows.append(row)
                 if args.csv:  # rewritten after every run, so that an interrupted benchmark keeps what it measured
                     about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"
