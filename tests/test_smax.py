@@ -281,3 +281,15 @@ def test_record_battle_stops_at_the_end_and_reports_the_outcome():
     plot_battle(battles[1], [0, battles[1].steps - 1], axes)
     assert axes[1].get_title() == f"step {battles[1].steps - 1}"
     plt.close(fig)
+
+
+def test_focus_fire_share_counts_steps_with_two_or_more_attackers():
+    from marlpg.book.battles import Battle, focus_fire_share
+
+    targets = torch.tensor([[-1, -1, -1, -1], [2, 2, -1, 0], [2, 3, -1, 1], [3, -1, -1, 0], [3, 3, -1, 1]])
+    empty = torch.zeros(5, 4)
+    battle = Battle(positions=torch.zeros(5, 4, 2), health=empty, alive=empty.bool(), targets=targets, n_allies=2,
+                    unit_names=("marine",) * 4, won=True, length=5)
+    assert focus_fire_share(battle) == 2 / 3  # steps 1, 2 and 4 have two attackers; 1 and 4 share a target
+    battle.targets = torch.full((5, 4), -1)
+    assert focus_fire_share(battle) is None

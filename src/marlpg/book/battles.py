@@ -27,25 +27,47 @@ class Battle:
         return self.positions.shape[0]
 
 
-def record_battle(env, act: Callable, seed: int, copy: int = 0, max_steps: int | None = None) -> Battle:
-    """Play ``act(obs, action_mask) -> actions`` on an SMAX environment from ``reset(seed)`` and keep copy ``copy``.
+def record_battles(env, act: Callable, seed: int, max_steps: int | None = None) -> list[Battle]:
+    """Play ``act(obs, action_mask) -> actions`` on an SMAX environment from ``reset(seed)``: one battle per copy.
 
-    The views are read with ``env.battle_view()`` before every step; the step that ends the battle resets
-    the copy, so the last picture is the state one step before the end (``won`` says how it ended).
+    The views are read with ``env.battle_view()`` before every step; the step that ends a copy's battle resets
+    that copy, so its last picture is the state one step before the end (``won`` says how it ended).
     """
     obs, _ = env.reset(seed=seed)
-    views, won, length = [env.battle_view()], None, 0
-    for _ in range(max_steps or env.spec.horizon):
+    views = [env.battle_view()]
+    copies = obs.shape[0]
+    ended_at, won = [None] * copies, [None] * copies
+    for t in range(max_steps or env.spec.horizon):
         step = env.step(act(obs, env.action_mask))
-        obs, length = step.obs, length + 1
-        if bool(step.done[copy]):
-            won = bool(step.won[copy])
+        obs = step.obs
+        for copy in step.done.nonzero().flatten().tolist():
+            if ended_at[copy] is None:
+                ended_at[copy], won[copy] = t + 1, bool(step.won[copy])
+        if all(end is not None for end in ended_at):
             break
         views.append(env.battle_view())
     names = env._env._env.unit_type_names  # JaxMARL's names of its unit types
-    kept = {key: torch.stack([view[key][copy] for view in views]) for key in ("positions", "health", "alive", "targets")}
-    unit_names = tuple(names[int(t)] for t in views[0]["types"][copy])
-    return Battle(**kept, n_allies=env.spec.n_agents, unit_names=unit_names, won=won, length=length)
+    stacked = {key: torch.stack([view[key] for view in views], dim=1) for key in ("positions", "health", "alive", "targets")}
+    battles = []
+    for copy in range(copies):
+        length = len(views) - 1 if ended_at[copy] is None else ended_at[copy]
+        kept = {key: value[copy, : (length + 1 if ended_at[copy] is None else length)] for key, value in stacked.items()}
+        unit_names = tuple(names[int(t)] for t in views[0]["types"][copy])
+        battles.append(Battle(**kept, n_allies=env.spec.n_agents, unit_names=unit_names, won=won[copy], length=length))
+    return battles
+
+
+def record_battle(env, act: Callable, seed: int, copy: int = 0, max_steps: int | None = None) -> Battle:
+    """Copy ``copy``'s battle of :func:`record_battles`."""
+    return record_battles(env, act, seed, max_steps)[copy]
+
+
+def focus_fire_share(battle: Battle) -> float | None:
+    """Of the steps on which two or more allies attacked, the share on which they all attacked the same unit
+    (None if there were none)."""
+    targets = battle.targets[:, : battle.n_allies]
+    shared = [len(set(row[row >= 0].tolist())) == 1 for row in targets if int((row >= 0).sum()) >= 2]
+    return sum(shared) / len(shared) if shared else None
 
 
 def plot_battle(battle: Battle, at: Sequence[int], axes, margin: float = 1.5) -> None:
