@@ -315,3 +315,41 @@ def test_default_reference_returns_are_the_documented_ones():
     assert vmas.random == pytest.approx(-145.28, abs=0.05) and vmas.scripted == pytest.approx(-78.04, abs=0.05)
     mpe2 = reference_returns("mpe2:simple_spread_v3")
     assert mpe2.random == pytest.approx(-26.07, abs=0.05) and mpe2.scripted == pytest.approx(-7.31, abs=0.05)
+
+
+def test_a_team_of_two_kinds_is_padded_masked_and_named_by_kind():
+    """mpe2's speaker (sees 3 features, says one of 3 words) and listener (sees 11, makes one of 5 moves)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a team of fixed size is built without a word about n_agents
+        env = make_env("mpe2:simple_speaker_listener_v4", 4, seed=0)
+    spec = env.spec
+    assert (spec.n_agents, spec.obs_dim, spec.n_actions) == (2, 11, 5)
+    assert spec.roles == (0, 1) and spec.role_names == ("speaker", "listener")
+    obs, state = env.reset(seed=0)
+    assert obs.shape == (4, 2, 11) and bool((obs[:, 0, 3:] == 0).all()) and bool((obs[:, 0, :3] != 0).any())
+    assert state.shape == (4, spec.state_dim)
+    legal = torch.tensor([[True, True, True, False, False], [True] * 5])
+    assert torch.equal(env.action_mask, legal.expand(4, 2, 5))
+    step = env.step(torch.tensor([[2, 4]] * 4))
+    assert torch.equal(step.action_mask, legal.expand(4, 2, 5))
+    assert torch.equal(step.reward[:, 0], step.reward[:, 1])  # one team reward
+    with pytest.raises(ValueError, match=r"'speaker_0' has actions 0..2; got 3"):
+        env.step(torch.tensor([[3, 0]] * 4))
+
+
+def test_mappo_shares_actors_within_a_kind_and_never_samples_another_kinds_actions():
+    from marlpg.algos.mappo import MAPPO, MAPPOConfig, train
+
+    cfg = MAPPOConfig(env="mpe2:simple_speaker_listener_v4", num_envs=8, rollout_steps=25, total_frames=400,
+                      minibatches=2, eval_episodes=4, seed=0)
+    env = make_env(cfg.env, 64, seed=0)
+    model = MAPPO(env.spec, cfg)
+    assert model.groups == [[0], [1]] and len(model.actors) == 2
+    obs, _ = env.reset(seed=0)
+    actions = model.policy(obs, env.action_mask).sample((20,))
+    assert int(actions[..., 0].max()) <= 2 and int(actions[..., 1].max()) == 4
+    assert int(model.act_deterministic(obs, env.action_mask)[:, 0].max()) <= 2
+    result = train(cfg, progress=False, with_reference=False)
+    assert result.frames == 400 and torch.isfinite(torch.tensor(result.eval_return))

@@ -53,6 +53,7 @@ def make_env(
     if name.startswith("rware:"):
         return _make_rware(name, num_envs, n_agents=n_agents, horizon=horizon, continuous=continuous,
                            device=device, seed=seed, **kwargs)
+    requested_agents = n_agents  # a PettingZoo task with a fixed team (speaker and listener) is built as it is
     n_agents = DEFAULT_AGENTS if n_agents is None else n_agents
     horizon = DEFAULT_HORIZON if horizon is None else horizon
     if name == "pricing":
@@ -79,7 +80,7 @@ def make_env(
     from .pettingzoo_env import PettingZooEnv
 
     module = f"mpe2.{scenario}" if backend == "mpe2" else scenario
-    return PettingZooEnv.from_module(module, num_envs, **common, **kwargs)
+    return PettingZooEnv.from_module(module, num_envs, **{**common, "n_agents": requested_agents}, **kwargs)
 
 
 def _make_smax(name, num_envs, *, n_agents, horizon, continuous, device, seed, **kwargs):

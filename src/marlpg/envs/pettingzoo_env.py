@@ -26,8 +26,15 @@ into ``[E, n, ...]`` tensors on ``device``. Agents are always ordered as in ``po
   inside :meth:`step`, or ``reset()`` without a seed) are unseeded and so continue each copy's own
   generator, which keeps a whole run reproducible from one seed.
 
-All agents must share one observation shape and one action space (true of the cooperative
-tasks a centralized critic with parameter sharing is meant for).
+Teams of several kinds (mpe2's ``simple_speaker_listener_v4``: a speaker that sees a colour and
+can only speak, a listener that sees the landmarks and can only move) have agents with different
+observation and action sizes. The adapter pads them to one shape: each observation is written into
+the first features of a ``max(d_obs)`` row (the rest 0), and a discrete agent with ``U_a`` actions
+gets the first ``U_a`` of ``max(U_a)`` indices, the others always masked out (``action_mask``,
+combined with any mask the environment gives). ``spec.roles`` says which agents are of one kind
+(the same observation and action sizes), named in ``spec.role_names`` by the agents' names
+without their number (``"speaker"``, ``"listener"``), so that MAPPO shares an actor within a kind
+and never across. Continuous agents must share one action size.
 """
 from __future__ import annotations
 
@@ -87,23 +94,25 @@ class PettingZooEnv:
         self._dict_obs = all(isinstance(sp, spaces.Dict) and "observation" in sp.spaces for sp in obs_spaces)
         if self._dict_obs:
             obs_spaces = [sp["observation"] for sp in obs_spaces]
-        obs_shapes = {tuple(sp.shape) for sp in obs_spaces}
-        if len(obs_shapes) != 1:
-            raise ValueError(f"all agents must share one observation shape; got {sorted(obs_shapes)}")
-        obs_dim = int(np.prod(next(iter(obs_shapes))))
+        self._obs_sizes = [int(np.prod(sp.shape)) for sp in obs_spaces]
+        obs_dim = max(self._obs_sizes)
 
         action_spaces = [first.action_space(a) for a in self.agents]
         space = action_spaces[0]
+        self._action_counts: list[int] | None = None  # discrete: each agent's own number of actions
         if isinstance(space, spaces.Discrete):
-            if any(not isinstance(s, spaces.Discrete) or s.n != space.n or int(s.start) != int(space.start) for s in action_spaces):
-                raise ValueError("all agents must share one Discrete action space")
-            discrete, n_actions = True, int(space.n)
-            self._action_start = int(space.start)
+            if any(not isinstance(s, spaces.Discrete) for s in action_spaces):
+                raise ValueError("all agents must have Discrete action spaces if one has; got "
+                                 f"{[type(s).__name__ for s in action_spaces]}")
+            self._action_counts = [int(s.n) for s in action_spaces]
+            discrete, n_actions = True, max(self._action_counts)
+            self._action_start = np.array([int(s.start) for s in action_spaces], dtype=np.int64)
         elif isinstance(space, spaces.Box):
             if len(space.shape) != 1:
                 raise ValueError(f"continuous action spaces must be 1-D Boxes; got shape {space.shape}")
             if any(not isinstance(s, spaces.Box) or s.shape != space.shape for s in action_spaces):
-                raise ValueError("all agents must share one Box action shape")
+                raise ValueError("agents with continuous actions must share one Box action shape; got "
+                                 f"{[getattr(s, 'shape', s) for s in action_spaces]}")
             low = np.stack([np.asarray(s.low, dtype=np.float64) for s in action_spaces])
             high = np.stack([np.asarray(s.high, dtype=np.float64) for s in action_spaces])
             if not (np.isfinite(low).all() and np.isfinite(high).all()):
@@ -125,6 +134,11 @@ class PettingZooEnv:
             state_dim = int(np.asarray(first.state()).size)
         else:
             state_dim = n * obs_dim
+        sizes = [(d, self._action_counts[i] if discrete else n_actions) for i, d in enumerate(self._obs_sizes)]
+        self._size_mask = None  # [n, U]: the indices each discrete agent has, where the agents' counts differ
+        if discrete and len(set(self._action_counts)) > 1:
+            self._size_mask = np.arange(n_actions)[None, :] < np.array(self._action_counts)[:, None]
+        roles, role_names = _kinds(self.agents, sizes)
         self.spec = EnvSpec(
             n_agents=n,
             obs_dim=obs_dim,
@@ -132,6 +146,8 @@ class PettingZooEnv:
             discrete=discrete,
             n_actions=n_actions,
             horizon=horizon,
+            roles=roles,
+            role_names=role_names,
         )
 
     # ------------------------------------------------------------------ construction
@@ -220,14 +236,15 @@ class PettingZooEnv:
         for i, agent in enumerate(self.agents):
             if agent in obs and (alive is None or alive[i]):
                 value = obs[agent]["observation"] if self._dict_obs else obs[agent]
-                out[i] = np.asarray(value, dtype=np.float32).reshape(-1)
+                out[i, : self._obs_sizes[i]] = np.asarray(value, dtype=np.float32).reshape(-1)
         return out
 
     def _mask_array(self, obs: dict, infos: dict) -> np.ndarray | None:
         """``[n, U]`` legal actions from Dict observations or infos; None where the environment gives none."""
         if not self.spec.discrete:
             return None
-        found, out = False, np.ones((self.spec.n_agents, self.spec.n_actions), dtype=bool)
+        found = self._size_mask is not None
+        out = np.ones((self.spec.n_agents, self.spec.n_actions), dtype=bool) if not found else self._size_mask.copy()
         for i, agent in enumerate(self.agents):
             mask = None
             if self._dict_obs and isinstance(obs.get(agent), dict):
@@ -235,7 +252,7 @@ class PettingZooEnv:
             if mask is None and isinstance(infos.get(agent), dict):
                 mask = infos[agent].get("action_mask")
             if mask is not None:
-                found, out[i] = True, np.asarray(mask, dtype=bool).reshape(-1)
+                found, out[i, : self._action_counts[i]] = True, np.asarray(mask, dtype=bool).reshape(-1)
         return out if found else None
 
     def _set_mask(self, index: int, mask: np.ndarray | None) -> None:
@@ -282,7 +299,14 @@ class PettingZooEnv:
 
     def _env_actions(self, actions: torch.Tensor) -> np.ndarray:
         if self.spec.discrete:
-            return actions.detach().to("cpu", torch.long).numpy() + self._action_start
+            indices = actions.detach().to("cpu", torch.long).numpy()
+            if self._size_mask is not None:
+                beyond = indices >= np.array(self._action_counts)[None, :]
+                if beyond.any():
+                    agent = int(beyond.any(0).argmax())
+                    raise ValueError(f"agent {self.agents[agent]!r} has actions 0..{self._action_counts[agent] - 1}; "
+                                     f"got {int(indices[:, agent].max())}")
+            return indices + self._action_start[None, :]
         a = actions.detach().to("cpu", torch.float32).clamp(-1.0, 1.0)
         a = self._low + (a + 1.0) * 0.5 * (self._high - self._low)
         a = torch.minimum(torch.maximum(a, self._low), self._high)  # guard against rounding
@@ -361,6 +385,19 @@ class PettingZooEnv:
     def envs(self) -> list:
         """The underlying PettingZoo copies (read-only use: plots, rendering)."""
         return self._envs
+
+
+def _kinds(agents: list[str], sizes: list[tuple[int, int]]) -> tuple[tuple[int, ...] | None, tuple[str, ...] | None]:
+    """Agents grouped by their (observation size, action size): (each agent's kind, the kinds' names), or
+    (None, None) for a team of one kind. A kind is named by its first agent's name without a trailing number."""
+    distinct = list(dict.fromkeys(sizes))
+    if len(distinct) == 1:
+        return None, None
+    roles = tuple(distinct.index(size) for size in sizes)
+    names = [agents[roles.index(kind)].rstrip("0123456789").rstrip("_") or f"kind {kind}" for kind in range(len(distinct))]
+    if len(set(names)) < len(names):
+        names = [f"kind {kind}" for kind in range(len(distinct))]
+    return roles, tuple(names)
 
 
 def _parameters(fn) -> tuple[set[str], bool]:
