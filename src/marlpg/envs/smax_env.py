@@ -67,7 +67,10 @@ class SmaxTransition(Transition):
 
 @contextlib.contextmanager
 def _quiet_stdout():
-    """Silence file descriptor 1: importing JaxMARL prints a notice about optional environments."""
+    """Silence file descriptor 1 while JaxMARL is imported (it prints a notice about optional environments), and
+    put ``sys.stdout`` and ``sys.stderr`` back afterwards: one of its imports rebinds them to the process's original
+    streams, which in a Jupyter kernel would send every later print to the kernel's terminal instead of the notebook."""
+    streams = sys.stdout, sys.stderr
     sys.stdout.flush()
     saved = os.dup(1)
     try:
@@ -78,6 +81,7 @@ def _quiet_stdout():
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+        sys.stdout, sys.stderr = streams
 
 
 def _smax_module():
