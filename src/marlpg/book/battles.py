@@ -50,8 +50,10 @@ def record_battles(env, act: Callable, seed: int, max_steps: int | None = None) 
     stacked = {key: torch.stack([view[key] for view in views], dim=1) for key in ("positions", "health", "alive", "targets")}
     battles = []
     for copy in range(copies):
-        length = len(views) - 1 if ended_at[copy] is None else ended_at[copy]
-        kept = {key: value[copy, : (length + 1 if ended_at[copy] is None else length)] for key, value in stacked.items()}
+        finished = ended_at[copy] is not None
+        length = ended_at[copy] if finished else len(views) - 1  # steps played
+        pictures = length if finished else len(views)  # a finished battle has no picture of its last step
+        kept = {key: value[copy, :pictures] for key, value in stacked.items()}
         unit_names = tuple(names[int(t)] for t in views[0]["types"][copy])
         battles.append(Battle(**kept, n_allies=env.spec.n_agents, unit_names=unit_names, won=won[copy], length=length))
     return battles
