@@ -73,6 +73,15 @@ def test_2s3z_shapes_and_kinds(mixed):
     assert step.final_obs.shape == obs.shape and step.final_state.shape == state.shape and step.won.shape == (3,)
 
 
+def test_unit_types_describe_the_units_with_jaxmarls_numbers(battle):
+    marine = battle.unit_types[0]
+    assert (marine.name, marine.full_health, marine.damage, marine.sight_range, marine.attack_range) == (
+        "marine", 45.0, 9.0, 9.0, 5.0)  # SMAX's marine (JaxMARL smax_env.py)
+    assert [unit.name for unit in battle.unit_types][:4] == ["marine", "marauder", "stalker", "zealot"]
+    assert battle.map_size == (32.0, 32.0)
+    assert marine.attack_range < marine.sight_range  # a marine sees enemies before it may shoot them
+
+
 def test_horizon_ends_episodes_as_terminations(mixed):
     mixed.reset(seed=0)
     for t in range(1, 7):
@@ -258,7 +267,7 @@ def test_battle_view_names_each_attacks_target_and_health_as_a_fraction(battle, 
     assert torch.allclose(view["health"], battle.unit_health() / 45.0)  # a marine's full health is 45
     mixed.reset(seed=0)
     kinds = mixed.battle_view()["types"][0]
-    assert kinds[:5].tolist() == [int(t) for t in mixed._env._env.scenario[:5]]
+    assert [mixed.unit_types[t].name for t in kinds.tolist()] == ["stalker"] * 2 + ["zealot"] * 3 + ["stalker"] * 2 + ["zealot"] * 3
     assert bool((mixed.battle_view()["health"] == 1).all())  # stalkers and zealots each at their own full health
 
 

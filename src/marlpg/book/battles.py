@@ -46,7 +46,7 @@ def record_battles(env, act: Callable, seed: int, max_steps: int | None = None) 
         if all(end is not None for end in ended_at):
             break
         views.append(env.battle_view())
-    names = env._env._env.unit_type_names  # JaxMARL's names of its unit types
+    names = [unit_type.name for unit_type in env.unit_types]
     stacked = {key: torch.stack([view[key] for view in views], dim=1) for key in ("positions", "health", "alive", "targets")}
     battles = []
     for copy in range(copies):

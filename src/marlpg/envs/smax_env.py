@@ -25,6 +25,8 @@ one ``jax.vmap`` of a single jit-compiled step (auto-reset included) on JAX's CP
   depending on the reward's scale. :func:`marlpg.core.evaluation.win_rate` averages it.
 * ``spec.roles`` / ``spec.role_names``: each ally's unit type (2s3z: stalkers and zealots), so
   that actors can be shared per kind.
+* ``unit_types``: every SMAX unit type as a :class:`UnitType` (name, health, damage, sight and attack
+  ranges, speed), indexed as ``battle_view()["types"]``; ``map_size``: the map's width and height.
 
 Hand-over to torch: the jit-compiled step packs its outputs into two JAX CPU arrays (float32 and
 bool), handed to torch through DLPack (``torch.from_dlpack``, no copy: the tensors share JAX's
@@ -44,6 +46,7 @@ import contextlib
 import math
 import os
 import sys
+from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -53,6 +56,18 @@ from .protocol import EnvSpec, Observation, Transition, check_actions
 DEFAULT_MAX_STEPS = 100  # JaxMARL's own SMAX time limit
 _FLOATS = ("obs", "state", "reward", "final_obs", "final_state")  # what one step hands over, packed in this order
 _FLAGS = ("done", "terminated", "truncated", "won", "alive", "acting", "action_mask")
+
+
+@dataclass(frozen=True)
+class UnitType:
+    """One of JaxMARL's SMAX unit types, in its own units (the map is ``SmaxEnv.map_size`` across)."""
+
+    name: str
+    full_health: float
+    damage: float  # health removed by one attack
+    sight_range: float  # how far its observation reaches
+    attack_range: float  # how far away a unit it may attack stands
+    speed: float  # distance moved per second of game time
 
 
 class SmaxTransition(Transition):
@@ -151,6 +166,14 @@ class SmaxEnv:
         self.agents = list(self._env.agents)
         self._build_functions(horizon)
         self.spec = self._make_spec(horizon)
+        smax = self._env._env
+        self.unit_types = tuple(
+            UnitType(str(name), float(health), float(damage), float(sight), float(reach), float(speed))
+            for name, health, damage, sight, reach, speed in zip(
+                smax.unit_type_names, smax.unit_type_health, smax.unit_type_attacks, smax.unit_type_sight_ranges,
+                smax.unit_type_attack_ranges, smax.unit_type_velocities)
+        )
+        self.map_size = (float(smax.map_width), float(smax.map_height))
         self._carry = None  # (SMAX states, keys) of the E copies, batched; None before reset()
         self.acting: torch.Tensor | None = None
         self.action_mask: torch.Tensor | None = None
@@ -296,7 +319,7 @@ class SmaxEnv:
         ``positions [E, U, 2]``; ``health [E, U]`` as a fraction of the unit type's full health;
         ``alive [E, U]``; ``targets [E, U]``: the unit each one attacked with its last action, -1 where
         it moved, stopped or is dead (JaxMARL numbers an enemy's targets from the last ally down, an ally's from
-        the first enemy up); ``types [E, U]``: indices into JaxMARL's ``unit_type_names``.
+        the first enemy up); ``types [E, U]``: indices into ``unit_types``.
         """
         if self._carry is None:
             raise RuntimeError("call reset() before battle_view()")
