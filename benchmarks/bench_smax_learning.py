@@ -8,7 +8,9 @@ win rate is the share it wins. Methods:
 * ``rMAPPO``: GRU actors and a GRU critic on the global state (``--recurrent``);
 * ``MAPPO``: feed-forward actors and critic on the global state;
 * ``rIPPO``: GRU actors, each agent's critic on its own observation history (``--recurrent --ippo``);
-* ``MAPPO-AS``: feed-forward, with the agent-specific global state [x, o_a, id_a] as the critic's input.
+* ``MAPPO-AS``: feed-forward, with the agent-specific global state [x, o_a, id_a] as the critic's input;
+* ``rMAPPO-AS``: GRU actors and a GRU critic run on each agent's agent-specific state
+  (``--recurrent --critic agent_specific``).
 
 Printed per run: wall and CPU seconds, frames per second, the final win rate and the wall time at which an
 evaluation first reached the target win rate; per map and method, the interquartile mean of the final win
@@ -42,6 +44,7 @@ METHODS = {
     "MAPPO": dict(),
     "rIPPO": dict(recurrent=True, ippo=True),
     "MAPPO-AS": dict(critic="agent_specific"),
+    "rMAPPO-AS": dict(recurrent=True, critic="agent_specific"),
 }
 FIELDS = ["map", *stored_results.CURVE_FIELDS, "eval_win_rate"]
 

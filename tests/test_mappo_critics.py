@@ -285,7 +285,7 @@ def test_one_update_moves_the_critic_toward_its_targets(critic):
     (dict(critic="attention", ippo=True), ["ippo=True", "critic='attention'"]),
     (dict(critic="pooled", ippo=True), ["ippo=True", "critic='global'", "critic='pooled'"]),
     (dict(critic="agent_specific", ippo=True), ["ippo=True", "critic='agent_specific'"]),
-    (dict(critic="pooled", recurrent=True), ["recurrent=True supports only critic='global'", "critic='pooled'"]),
+    (dict(critic="pooled", recurrent=True), ["recurrent=True supports critic in ('global', 'agent_specific')", "critic='pooled'"]),
 ])
 def test_config_rejects_a_critic_it_cannot_build(fields, words):
     with pytest.raises(ValueError) as error:

@@ -17,6 +17,7 @@ SPEC = EnvSpec(n_agents=2, obs_dim=3, state_dim=7, discrete=True, n_actions=3, h
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+CRITICS = pytest.mark.parametrize("flags", [dict(), dict(ippo=True), dict(critic="agent_specific")], ids=["mappo", "ippo", "agent-specific"])
 
 
 def recurrent_model(spec=SPEC, **overrides):
@@ -62,9 +63,9 @@ def test_the_state_after_an_episode_start_mid_chunk_equals_a_fresh_start():
     assert torch.allclose(out[:, 1], straight[:, 0], atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("ippo", [False, True])
-def test_policy_and_critic_forget_everything_before_an_episode_start(ippo):
-    model, _ = recurrent_model(ippo=ippo)
+@CRITICS
+def test_policy_and_critic_forget_everything_before_an_episode_start(flags):
+    model, _ = recurrent_model(**flags)
     torch.manual_seed(2)
     obs, state = torch.randn(5, 1, 2, 3), torch.randn(5, 1, 7)
     memory = model.initial_memory(1)
@@ -80,6 +81,27 @@ def test_policy_and_critic_forget_everything_before_an_episode_start(ippo):
     # before the start, the carried states matter
     other, _ = model.policy_sequence(obs, torch.randn_like(actor_h), starts)
     assert not torch.allclose(other.logits[:2], dist.logits[:2], atol=1e-4)
+
+
+def test_recurrent_agent_specific_critic_reads_each_agents_own_observation_and_id():
+    """Each agent's row is [x, o_a, e_a] with a hidden state of its own: changing o_0 moves V_0 only,
+    and two agents with equal observations still get different values (their one-hot IDs)."""
+    model, _ = recurrent_model(critic="agent_specific")
+    torch.manual_seed(4)
+    obs, state = torch.randn(3, 1, 2, 3), torch.randn(3, 1, 7)
+    memory = model.initial_memory(1)
+    assert memory.critic.shape == (1, 2, 8)
+    starts = torch.tensor([[True], [False], [False]])
+    values, _ = model.value_sequence(state, obs, memory.critic, starts)
+    changed = obs.clone()
+    changed[1, 0, 0] += 1.0
+    moved, _ = model.value_sequence(state, changed, memory.critic, starts)
+    assert torch.equal(moved[:1], values[:1])  # steps before the change are untouched
+    assert not torch.allclose(moved[1:, 0, 0], values[1:, 0, 0], atol=1e-5)  # V_0 from step 1 on, through memory
+    assert torch.equal(moved[:, 0, 1], values[:, 0, 1])  # V_1 does not read o_0
+    same = obs[:, :, :1].expand(-1, -1, 2, -1)
+    twins, _ = model.value_sequence(state, same, memory.critic, starts)
+    assert not torch.allclose(twins[..., 0], twins[..., 1], atol=1e-5)
 
 
 # --- masking ---------------------------------------------------------------------------------
@@ -112,9 +134,9 @@ def losses_and_grads(model, cfg, batch):
     return torch.stack([policy_loss, ent, value_loss]).detach(), grads
 
 
-@pytest.mark.parametrize("ippo", [False, True])
-def test_masked_steps_change_neither_the_losses_nor_the_gradients(ippo):
-    model, cfg = recurrent_model(ippo=ippo)
+@CRITICS
+def test_masked_steps_change_neither_the_losses_nor_the_gradients(flags):
+    model, cfg = recurrent_model(**flags)
     batch = hand_made_chunks(model)
     losses, grads = losses_and_grads(model, cfg, batch)
     changed = {k: v.clone() for k, v in batch.items()}
@@ -142,7 +164,8 @@ def test_masked_steps_change_neither_the_losses_nor_the_gradients(ippo):
 # --- the chunked pass equals the rollout, step by step ---------------------------------------
 
 
-@pytest.mark.parametrize("flags", [dict(), dict(ippo=True), dict(share=False)], ids=["mappo", "ippo", "separate"])
+@pytest.mark.parametrize("flags", [dict(), dict(ippo=True), dict(share=False), dict(critic="agent_specific")],
+                         ids=["mappo", "ippo", "separate", "agent-specific"])
 def test_chunked_replay_equals_the_step_by_step_rollout(flags):
     """Collect T = 7 steps of 3-step episodes (starts at 0, 3, 6: inside chunks of L = 4, with padding);
     replaying the chunks from their stored states gives the rollout's log-probabilities and values."""
@@ -184,11 +207,11 @@ class TruncatedCue(CueTask):
                           truncated=step.done, final_obs=step.final_obs, final_state=step.final_state)
 
 
-@pytest.mark.parametrize("ippo", [False, True])
-def test_truncated_steps_bootstrap_from_the_critic_state_that_reached_them(ippo):
+@CRITICS
+def test_truncated_steps_bootstrap_from_the_critic_state_that_reached_them(flags):
     env = TruncatedCue(3, n_agents=2, horizon=3, seed=2)
     cfg = mappo.MAPPOConfig(env="cue", n_agents=2, horizon=3, num_envs=3, rollout_steps=5, chunk_length=4, minibatches=1,
-                            recurrent=True, ippo=ippo, actor_hidden=(8, 8), critic_hidden=(8, 8))
+                            recurrent=True, actor_hidden=(8, 8), critic_hidden=(8, 8), **flags)
     torch.manual_seed(0)
     model = mappo.MAPPO(env.spec, cfg)
     rollout, _ = mappo.collect_recurrent(model, env, (*env.reset(seed=2), model.initial_memory(3)), 5, mappo.EpisodeTracker(3, 2, "cpu"))

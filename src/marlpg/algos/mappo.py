@@ -44,8 +44,9 @@ normalization, the losses) is the same for all of them:
   agents that act, c_a = sum_b alpha_ab W_v phi(o_b), alpha_ab = softmax over active b of
   (W_q phi(o_a)) . (W_k phi(o_b)) / sqrt(k); also equivariant and of a size independent of n.
 
-The new inputs are feed-forward only: ``recurrent=True`` takes ``critic="global"`` (an error
-says so), and IPPO has its own critic (below), so ``ippo=True`` also takes only ``"global"``.
+The pooled and attention inputs are feed-forward only: ``recurrent=True`` takes ``"global"`` or
+``"agent_specific"`` (an error says so), and IPPO has its own critic (below), so ``ippo=True``
+also takes only ``"global"``.
 
 IPPO (``ippo=True``) is the same algorithm with the critic V(o_a) on the agent's own observation
 (plus the time fraction, which both critics get): the ablation that asks what the centralized
@@ -58,10 +59,10 @@ actor keeps a hidden state over its own observation history,
     h_a,t = GRU(enc(o_a,t), (1 - s_t) h_a,t-1),    u_a,t ~ pi_theta(. | h_a,t),
 
 where s_t = 1 at the first step of an episode (the state is zeroed there). MAPPO's critic runs one
-GRU over the global states, V(x_1..x_t) with one output per agent; IPPO's runs one per agent over
-its own critic input. Collection stores, at every step, the hidden states the step began from, the
-episode starts s_t, and the values V computed on the way (each needs the critic's state). GAE is
-unchanged. Training follows the paper's data chunks: each copy's T steps are cut into
+GRU over the global states, V(x_1..x_t) with one output per agent; IPPO's, and the agent-specific
+critic's, run one GRU over each agent's own critic input (one hidden state per agent). Collection
+stores, at every step, the hidden states the step began from, the episode starts s_t, and the
+values V computed on the way (each needs the critic's state). GAE is unchanged. Training follows the paper's data chunks: each copy's T steps are cut into
 ceil(T / L) consecutive chunks of L = ``chunk_length`` steps (default 10, as the paper's code), the
 last padded; PPO's epochs shuffle chunks into ``minibatches``; a chunk is replayed from the hidden
 states stored at its first step (not recomputed with the current parameters), resetting wherever
@@ -70,7 +71,8 @@ are inactive in every masked mean). Deployed, each actor carries its own hidden 
 (``DeployedActor.reset`` starts a new episode). Departures from marlbenchmark/on-policy: chunks
 never run from one copy's rollout into the next (on-policy lays every (copy, agent) history end
 to end and cuts that line, dropping the remainder when L does not divide it; marlpg pads and
-masks instead); the MAPPO critic has one hidden state per copy, not one per agent; no LayerNorm
+masks instead); the global critic has one hidden state per copy, not one per agent (the
+agent-specific critic has one per agent, as on-policy's); no LayerNorm
 after the GRU and a single tanh layer before it. Hidden states are zeroed at the copy's episode
 start (an agent that has left runs on, masked out). See book/deviations.md.
 
@@ -103,6 +105,7 @@ from marlpg.envs.protocol import acting_agents, agent_dones, agent_truncations, 
 
 DEFAULT_FRAMES = 6_000_000
 CRITICS = ("global", "agent_specific", "pooled", "attention")  # the centralized critic's inputs (see the module docstring)
+RECURRENT_CRITICS = ("global", "agent_specific")  # those with a recurrent form
 
 # The settings a config leaves at None take their values from the task's backend. The generic row was tuned on
 # simple_spread (book/deviations.md). SMAX's follows JaxMARL's MAPPO for SMAX (longer rollouts of fewer copies,
@@ -197,9 +200,9 @@ class MAPPOConfig(IterationBudget):
                 f"ippo=True has its own critic on each agent's observation and takes critic='global' (the default); "
                 f"got critic={self.critic!r}: drop ippo=True to use it"
             )
-        if self.recurrent:
+        if self.recurrent and self.critic not in RECURRENT_CRITICS:
             raise ValueError(
-                f"recurrent=True supports only critic='global' (the default); got critic={self.critic!r}, "
+                f"recurrent=True supports critic in {RECURRENT_CRITICS}; got critic={self.critic!r}, "
                 "which is feed-forward only"
             )
 
@@ -294,7 +297,7 @@ class MAPPO(nn.Module):
         """Zero hidden states for ``num_envs`` copies whose next step is an episode's first."""
         device = next(self.parameters()).device
         n = self.spec.n_agents
-        critic_rows = (num_envs, n) if self.cfg.ippo else (num_envs,)
+        critic_rows = (num_envs, n) if per_agent_critic(self.cfg) else (num_envs,)
         return Memory(
             actor=torch.zeros(num_envs, n, self.actors[0].hidden_size, device=device),
             critic=torch.zeros(*critic_rows, self.critic.hidden_size, device=device),
@@ -337,11 +340,11 @@ class MAPPO(nn.Module):
     def value_sequence(self, state, obs, critic_hidden, starts):
         """The critic's outputs ``[L, B, n]`` (normalized units) and its last hidden state.
 
-        MAPPO: one GRU over the global state ``[L, B, ds]`` (hidden ``[B, H]``); IPPO: a GRU per
-        agent row over its own critic input (hidden ``[B, n, H]``).
+        MAPPO: one GRU over the global state ``[L, B, ds]`` (hidden ``[B, H]``); IPPO and the
+        agent-specific critic: one GRU run on every agent's row of its own critic input (hidden ``[B, n, H]``).
         """
-        if self.cfg.ippo:
-            inputs = local_critic_input(obs, state)
+        if per_agent_critic(self.cfg):
+            inputs = local_critic_input(obs, state) if self.cfg.ippo else agent_specific_input(obs, state)
             out, last = self.critic(inputs, critic_hidden, starts.unsqueeze(-1).expand(inputs.shape[:-1]))
             return out.squeeze(-1), last
         return self.critic(state, critic_hidden, starts)
@@ -357,13 +360,21 @@ class Memory:
 
 
 def recurrent_networks(spec: EnvSpec, cfg: MAPPOConfig, actor_in: int, n_groups: int) -> tuple[nn.ModuleList, GRUNet]:
-    """GRU actors (one per group) and a GRU critic: V(x_1..x_t) with n outputs, or V(o_1..o_t) per agent (IPPO)."""
+    """GRU actors (one per group) and a GRU critic: V(x_1..x_t) with n outputs, or one run per agent row
+    (IPPO: V(o_1..o_t); agent-specific: f over the rows [x_t, o_a,t, e_a])."""
     actors = nn.ModuleList(
         RecurrentActor(actor_in, spec.n_actions, cfg.actor_hidden, continuous=not spec.discrete) for _ in range(n_groups)
     )
     if cfg.ippo:
         return actors, GRUNet(spec.obs_dim + spec.n_agents + 1, cfg.critic_hidden, 1)
+    if cfg.critic == "agent_specific":  # f over each agent's history of [x, o_a, e_a]
+        return actors, GRUNet(spec.state_dim + spec.obs_dim + spec.n_agents, cfg.critic_hidden, 1)
     return actors, GRUNet(spec.state_dim, cfg.critic_hidden, spec.n_agents)
+
+
+def per_agent_critic(cfg: MAPPOConfig) -> bool:
+    """Whether the recurrent critic keeps one hidden state per agent (IPPO, agent-specific) or one per copy."""
+    return cfg.ippo or cfg.critic == "agent_specific"
 
 
 def feed_forward_critic(spec: EnvSpec, cfg: MAPPOConfig) -> nn.Module:
