@@ -173,3 +173,18 @@ def test_stored_smax_runs_back_the_claim_of_chapter_08():
         reached = [row for row in rows if row.get("eval_win_rate") is not None and row["eval_win_rate"] >= 0.8]
         assert reached and reached[0]["seconds"] <= 15 * 60, f"seed {seed} did not win 80% within 15 minutes"
     assert "2 cores" in stored.provenance["machine"]
+
+
+def test_stored_smax_runs_at_the_default_budget_show_what_memory_buys_on_3m():
+    """At the default budget every recurrent method's worst seed wins more 3m battles than the feed-forward
+    MAPPO's best seed (chapter 08's memory verdict at 2M frames rests on these files)."""
+    rows = load("smax_3m.csv", start=ROOT).rows + load("smax_3m_full.csv", start=ROOT).rows
+    finals = {}
+    for row in rows:
+        if row.get("eval_win_rate") is not None:
+            finals.setdefault(row["method"], {})[row["seed"]] = row["eval_win_rate"]  # the last evaluation wins
+    assert {"rMAPPO", "MAPPO", "rIPPO", "rMAPPO-AS"} <= finals.keys(), sorted(finals)
+    assert all(len(seeds) >= 3 for seeds in finals.values()), {m: sorted(s) for m, s in finals.items()}
+    feed_forward_best = max(finals["MAPPO"].values())
+    for method in ("rMAPPO", "rIPPO", "rMAPPO-AS"):
+        assert min(finals[method].values()) > feed_forward_best + 0.3, (method, finals[method], finals["MAPPO"])
