@@ -21,8 +21,12 @@ Per size and method: the interquartile mean over seeds with its 95% stratified b
 
     python benchmarks/bench_fleet.py                                   # 5 sizes x 4 methods x 3 seeds, ~30 min
     python benchmarks/bench_fleet.py --sizes 4,128 --methods IPPO,MAPPO-pool --seeds 2
+    python benchmarks/bench_fleet.py --reward shared --sizes 4,32,128  # one team reward (make_env("fleet:shared"))
     python benchmarks/bench_fleet.py --speed                           # step time against VMAS's navigation
     python benchmarks/bench_fleet.py --quick                           # a smoke run: checks the script only
+
+With ``--reward shared`` every robot is paid the fleet's mean reward, the credit-assignment problem of a team
+reward: a robot's own progress is 1/n of its signal.
 
 ``--csv`` writes one row per run (and ``--speed`` one per size) under a header naming the command, commit,
 machine and date; chapter 09 reads ``benchmarks/results/fleet_scaling.csv``.
@@ -54,28 +58,28 @@ FIELDS = ["n", "method", "seed", "iterations", "frames", "robot_steps", "seconds
 EVAL_FLOORS, EVAL_SEED = 64, 12_345
 
 
-def config(n: int, method: str, seed: int, iterations: int) -> MAPPOConfig:
+def config(n: int, method: str, seed: int, iterations: int, env: str = "fleet") -> MAPPOConfig:
     copies = max(1, 512 // n)
-    return MAPPOConfig(env="fleet", n_agents=n, seed=seed, num_envs=copies, rollout_steps=25,
+    return MAPPOConfig(env=env, n_agents=n, seed=seed, num_envs=copies, rollout_steps=25,
                        total_frames=copies * 25 * iterations, minibatches=4, agent_id=False,
                        eval_episodes=16, **METHODS[method])
 
 
-def references(n: int) -> list[dict]:
+def references(n: int, env: str = "fleet") -> list[dict]:
     """The scripted and the random robot on the evaluation floors, as rows of the same table."""
     rows, dice = [], torch.Generator().manual_seed(0)
     for name, act in (("scripted", straight_to_goal),
                       ("random", lambda obs: torch.randint(0, 5, obs.shape[:-1], generator=dice))):
-        floors = make_env("fleet", EVAL_FLOORS, n_agents=n, seed=EVAL_SEED)
+        floors = make_env(env, EVAL_FLOORS, n_agents=n, seed=EVAL_SEED)
         rows.append({"n": n, "method": name, "seed": "", **fleet_metrics(floors, act, EVAL_SEED)})
     return rows
 
 
-def run(n: int, method: str, seed: int, iterations: int) -> dict:
-    cfg = config(n, method, seed, iterations)
+def run(n: int, method: str, seed: int, iterations: int, env: str = "fleet") -> dict:
+    cfg = config(n, method, seed, iterations, env)
     cpu = time.process_time()
     result = train(cfg, progress=False, with_reference=False)
-    floors = make_env("fleet", EVAL_FLOORS, n_agents=n, seed=EVAL_SEED)
+    floors = make_env(env, EVAL_FLOORS, n_agents=n, seed=EVAL_SEED)
     metrics = fleet_metrics(floors, result.model.act_deterministic, EVAL_SEED)
     return {"n": n, "method": method, "seed": seed, "iterations": len(result.curve), "frames": result.frames,
             "robot_steps": result.frames * n, "seconds": round(result.seconds, 1),
@@ -129,6 +133,8 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=80, help="training iterations per run (default 80)")
+    parser.add_argument("--reward", choices=("own", "shared"), default="own",
+                        help="own: each robot's progress and collisions (default); shared: the fleet's mean for all")
     parser.add_argument("--speed", action="store_true", help="measure step times against VMAS instead of training")
     parser.add_argument("--copies", type=int, default=16, help="parallel floors for --speed (default 16)")
     parser.add_argument("--csv", help="write one row per run (or per size, with --speed) to this file")
@@ -154,14 +160,15 @@ def main(argv=None) -> None:
             return
     print(f"fleet sizes {sizes}; {', '.join(methods)}; seeds {list(seeds)}; {iterations} iterations of "
           f"{ROBOT_STEPS:,} robot-steps")
-    about = stored_results.provenance(iterations=iterations, robot_steps_per_iteration=ROBOT_STEPS,
+    env = "fleet" if args.reward == "own" else "fleet:shared"
+    about = stored_results.provenance(env=env, iterations=iterations, robot_steps_per_iteration=ROBOT_STEPS,
                                       eval_floors=EVAL_FLOORS)
     rows = []
     for n in sizes:
-        rows += references(n)
+        rows += references(n, env)
         for seed in seeds:
             for method in methods:
-                row = run(n, method, seed, iterations)
+                row = run(n, method, seed, iterations, env)
                 rows.append(row)
                 print(f"n={n:4d} {method:10s} seed {seed}: {row['seconds']:6.1f} s ({row['cpu_seconds']:.0f} CPU s), "
                       f"return {row['return']:.3f}, collisions {row['collisions']:.3f}, success {row['success']:.1%}",

@@ -83,8 +83,9 @@ def test_reward_is_progress_minus_the_cost_of_each_overlap():
     assert torch.allclose(step.reward[0], torch.tensor([-0.25, -0.25, 0.03]), atol=1e-6)
 
 
-def test_a_shared_reward_gives_every_robot_the_fleets_mean():
-    env = make_env("fleet", 1, n_agents=3, seed=0, shared_reward=True)
+@pytest.mark.parametrize("name, options", [("fleet", dict(shared_reward=True)), ("fleet:shared", {})])
+def test_a_shared_reward_gives_every_robot_the_fleets_mean(name, options):
+    env = make_env(name, 1, n_agents=3, seed=0, **options)
     env.reset()
     place(env, [[0.0, 0.0], [0.15, 0.0], [-0.6, 0.6]], [[0.0, 0.5], [0.15, -0.5], [0.0, 0.6]])
     step = env.step(actions(STAY, STAY, RIGHT))

@@ -102,3 +102,41 @@ def _draw_step(battle: Battle, t: int, ax) -> None:
         if target >= 0:
             tx, ty = positions[target].tolist()
             ax.annotate("", xy=(tx, ty), xytext=(x, y), arrowprops=dict(arrowstyle="->", color=color, lw=0.8, alpha=0.8))
+
+
+def battles_animation(battles: dict[str, Battle], *, caption: str = "", width: float = 6.8):
+    """Recorded battles (name -> :class:`Battle`, e.g. a trained and a random team from the same start) side by
+    side as one animation that plays in the static book; a battle that ended sooner holds its last picture."""
+    import matplotlib.pyplot as plt
+
+    from marlpg.book.animation import animate
+
+    if not battles:
+        raise ValueError("battles must name at least one recorded Battle")
+    fig, axes = plt.subplots(1, len(battles), figsize=(width, width / len(battles) + 0.5), squeeze=False)
+    steps = max(battle.steps for battle in battles.values())
+
+    def draw(t: int) -> None:
+        for ax, (name, battle) in zip(axes[0], battles.items()):
+            ax.clear()
+            shown = min(t, battle.steps - 1)
+            plot_battle(battle, [shown], [ax])
+            ending = "" if shown < battle.steps - 1 or battle.won is None else (", won" if battle.won else ", lost")
+            ax.set_title(f"{name}, step {shown}{ending}", fontsize=10)
+
+    draw(0)
+    fig.tight_layout()
+    return animate(fig, draw, steps, caption=caption)
+
+
+def random_team(seed: int = 0) -> Callable:
+    """``act(obs, action_mask)``: every unit picks uniformly among its available actions."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def act(obs: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        weights = action_mask.float().cpu().reshape(-1, action_mask.shape[-1])
+        weights[weights.sum(-1) == 0, 0] = 1.0  # a unit with nothing available (none in SMAX) takes action 0
+        picks = torch.multinomial(weights, 1, generator=generator).reshape(action_mask.shape[:-1])
+        return picks.to(action_mask.device)
+
+    return act

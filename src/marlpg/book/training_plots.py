@@ -18,6 +18,9 @@ Behaviour
     ``record_episode``        run a policy for one episode in a VMAS environment and record where
                               every agent and landmark is at every step (from ``env.world``)
     ``plot_trajectories``     draw one recorded episode: landmarks, agents' paths, start and end
+    ``draw_episode_step``     one step of a recorded episode, the frame of an animation
+    ``episodes_animation``    recorded episodes side by side, played in the static book
+                              (:mod:`marlpg.book.animation`)
 
 Plot functions take an optional ``ax`` and return the matplotlib figure they drew on.
 """
@@ -376,3 +379,52 @@ def plot_trajectories(
     heading = f"return per agent {float(episode.returns[copy]):.1f}"
     ax.set_title(f"{title}\n{heading}" if title else heading, fontsize=10)
     return ax.figure
+
+
+def draw_episode_step(episode: Episode, t: int, ax, copy: int = 0, *, title: str | None = None,
+                      limit: float | None = None, trail: int = 5) -> None:
+    """Picture ``t`` of copy ``copy`` of a recorded episode on ``ax`` (cleared first), for an animation: the
+    landmarks as grey discs, each agent as a disc of its size at step ``t`` with its last ``trail`` steps."""
+    if not 0 <= copy < len(episode.copies):
+        raise ValueError(f"copy must lie in 0..{len(episode.copies) - 1} (the recorded copies); got {copy!r}")
+    if not 0 <= t < episode.agents.shape[0]:
+        raise ValueError(f"t must lie in 0..{episode.agents.shape[0] - 1} (the recorded steps); got {t!r}")
+    ax.clear()
+    paths = episode.agents[:, copy].numpy()  # [T, n, 2]
+    for lx, ly in episode.landmarks[t, copy].numpy():
+        ax.add_patch(plt.Circle((lx, ly), episode.landmark_radius or 0.05, color="#555555", alpha=0.6, zorder=1))
+    for i in range(paths.shape[1]):
+        color = AGENT_COLORS[i % len(AGENT_COLORS)]
+        recent = paths[max(0, t - trail):t + 1, i]
+        ax.plot(recent[:, 0], recent[:, 1], color=color, linewidth=1.2, alpha=0.6, zorder=2)
+        ax.add_patch(plt.Circle(tuple(paths[t, i]), episode.agent_radius or 0.05, color=color, alpha=0.8, zorder=3))
+    if limit is None:
+        limit = float(np.abs(np.concatenate([paths.reshape(-1, 2), episode.landmarks[:, copy].reshape(-1, 2).numpy()])).max()) + 0.25
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(-limit, limit)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{title + ', ' if title else ''}step {t + 1} of {episode.agents.shape[0]}", fontsize=10)
+
+
+def episodes_animation(episodes: dict[str, Episode], copy: int = 0, *, caption: str = "", width: float = 6.8):
+    """The recorded ``episodes`` (name -> :class:`Episode`, e.g. a trained and a random policy from the same
+    start) side by side as one animation that plays in the static book (:func:`marlpg.book.animation.animate`)."""
+    from marlpg.book.animation import animate
+
+    if not episodes:
+        raise ValueError("episodes must name at least one recorded Episode")
+    steps = {episode.agents.shape[0] for episode in episodes.values()}
+    if len(steps) != 1:
+        raise ValueError(f"the episodes must have the same number of steps to play together; got {sorted(steps)}")
+    limit = max(float(e.agents[:, copy].abs().max()) for e in episodes.values()) + 0.25
+    fig, axes = plt.subplots(1, len(episodes), figsize=(width, width / len(episodes) + 0.5), squeeze=False)
+
+    def draw(t: int) -> None:
+        for ax, (name, episode) in zip(axes[0], episodes.items()):
+            draw_episode_step(episode, t, ax, copy, title=name, limit=limit)
+
+    draw(0)
+    fig.tight_layout()
+    return animate(fig, draw, steps.pop(), caption=caption)

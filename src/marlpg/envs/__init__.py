@@ -12,7 +12,8 @@ their own step limit (500).
 ``make_env("cue", num_envs=64, n_agents=2, horizon=3, n_cues=3)`` builds the cue task
 (:mod:`marlpg.envs.cue`), where a policy without memory cannot beat chance.
 ``make_env("fleet", num_envs=16, n_agents=128)`` builds marlpg's fleet floor (:mod:`marlpg.envs.fleet`): robots
-with goals of their own and a local view of their 3 nearest neighbours, for any fleet size.
+with goals of their own and a local view of their 3 nearest neighbours, for any fleet size; ``"fleet:shared"``
+is the same floor with one team reward (every robot gets the fleet's mean).
 ``make_env("smax:3m", num_envs=64)`` builds a JaxMARL SMAX battle by map name (``"2s3z"``, ``"8m"``, ...;
 the optional ``smax`` extra, :mod:`marlpg.envs.smax_env`); its horizon defaults to SMAX's 100 steps,
 the others' to 25, and its number of agents is the map's.
@@ -68,11 +69,13 @@ def make_env(
         if continuous:
             raise ValueError("the 'cue' task has discrete actions only; got continuous=True")
         return CueTask(num_envs, n_agents=n_agents, horizon=horizon, device=device, seed=seed, **kwargs)
-    if name == "fleet":  # robots crossing one floor to their own goals (marlpg.envs.fleet)
+    if name in ("fleet", "fleet:shared"):  # robots crossing one floor to their own goals (marlpg.envs.fleet)
         from .fleet import FleetNavigation
 
         if continuous:
-            raise ValueError("the 'fleet' task has discrete actions only; got continuous=True")
+            raise ValueError(f"the {name!r} task has discrete actions only; got continuous=True")
+        if name == "fleet:shared":
+            kwargs = {**kwargs, "shared_reward": True}
         return FleetNavigation(num_envs, n_agents=n_agents, horizon=horizon, device=device, seed=seed, **kwargs)
     if name in ("credit", "climbing"):  # one-step matrix games with known optima (marlpg.envs.matrix_games)
         from .matrix_games import make_matrix_game
