@@ -42,6 +42,7 @@ import torch
 
 from marlpg.algos.mappo import MAPPOConfig, train
 from marlpg.book import stored_results
+from marlpg.book.sharing import navigation_kwargs
 from marlpg.book.stats import iqm_interval
 from marlpg.envs import make_env
 from marlpg.envs.fleet import fleet_metrics, straight_to_goal
@@ -104,7 +105,8 @@ def speed(sizes: list[int], copies: int, quick: bool) -> list[dict]:
     for n in sizes:
         fleet = step_seconds(make_env("fleet", copies, n_agents=n, seed=0), 3 if quick else 50)
         try:
-            vmas_env = make_env("vmas:navigation", copies, n_agents=n, seed=0)
+            # at its 4-robot default's density (its default floor cannot place dozens of robots) and with lidar
+            vmas_env = make_env("vmas:navigation", copies, n_agents=n, seed=0, **navigation_kwargs(n, lidar=True))
         except ImportError:
             vmas = float("nan")
         else:
