@@ -458,3 +458,49 @@ def broken_internal_links(site: Path) -> list[str]:
 def test_internal_links_resolve(site):
     broken = broken_internal_links(site)
     assert not broken, "broken internal links:\n" + "\n".join(broken[:50])
+
+
+# ----------------------------------------------------------------------------- episodes a reader can watch
+
+ANIMATED_PAGES = ("notebooks/03_maddpg.html", "notebooks/04_coma.html", "notebooks/05_mappo.html",
+                  "notebooks/06_parameter_sharing.html", "notebooks/08_partial_observability.html",
+                  "notebooks/09_warehouse_fleet.html")
+
+PLAYER_PROBE = """() => Array.from(document.querySelectorAll('div.course-animation')).map(player => {
+  const img = player.querySelector('img');
+  const play = player.querySelector('button[title="Play"]');
+  const icon = play && play.querySelector('i');
+  return {frames: Number(player.dataset.frames), src: img ? img.src : '', loaded: !!(img && img.naturalWidth > 0),
+          width: img ? img.getBoundingClientRect().width : 0,
+          icon: icon ? icon.getBoundingClientRect().width : 0, has_play: !!play};
+})"""
+
+
+@pytest.mark.parametrize("page_path", ANIMATED_PAGES)
+def test_every_training_chapter_plays_an_episode(server, browser, page_path):
+    """Each training chapter holds an animation whose first frame loads; pressing Play moves it on, with no
+    kernel and no network (the icons come from the theme's own Font Awesome)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(120_000)
+    outside = []
+    local = urlsplit(server).netloc
+    context.route("**/*", lambda r: r.continue_() if urlsplit(r.request.url).netloc == local
+                  or r.request.url.startswith(("data:", "blob:")) else (outside.append(r.request.url), r.abort()))
+    page = context.new_page()
+    page.goto(f"{server}/{page_path}", wait_until="load")
+    page.wait_for_load_state("networkidle")
+    players = page.evaluate(PLAYER_PROBE)
+    assert players, f"{page_path}: no episode animation on the page"
+    for index, player in enumerate(players):
+        assert player["loaded"] and player["width"] > 100, f"{page_path}: animation {index} shows no picture: {player}"
+        assert player["has_play"] and player["icon"] > 0, f"{page_path}: animation {index}'s buttons have no icons"
+        assert player["frames"] > 1
+    first = page.locator("div.course-animation").first
+    first.scroll_into_view_if_needed()
+    first.locator('button[title="Play"]').click()
+    page.wait_for_timeout(1500)
+    moved = page.evaluate(PLAYER_PROBE)[0]["src"]
+    first.locator('button[title="Pause"]').click()
+    assert moved != players[0]["src"], f"{page_path}: pressing Play did not move the animation"
+    assert not outside, f"{page_path}: requests left the machine: {outside[:3]}"
+    context.close()

@@ -20,7 +20,7 @@ from marlpg.book.figures import COLUMN_WIDTH  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 # The chapters whose figures have been laid out for the column (the others are checked by their owners).
 CHAPTERS = ["02_centralized_critic_variance", "03_maddpg", "04_coma", "06_parameter_sharing", "07_scaling",
-            "08_partial_observability"]
+            "08_partial_observability", "09_warehouse_fleet"]
 FIGSIZE = re.compile(r"figsize\s*=\s*\(\s*([0-9.]+)\s*,")
 NAMED_WIDTH = re.compile(r"figsize\s*=\s*\(\s*(?:figures\.)?COLUMN_WIDTH\s*,")
 

@@ -104,3 +104,11 @@ def test_growth_verdict(exponent, words):
 )
 def test_lead_verdict(small, large, words):
     assert verdicts.lead_verdict(small, large).startswith(words)
+
+
+def test_a_difference_below_one_point_is_not_called_zero():
+    from types import SimpleNamespace
+
+    close = {"a": SimpleNamespace(point=0.503, low=0.4, high=0.6), "b": SimpleNamespace(point=0.5, low=0.4, high=0.6)}
+    assert "higher by less than 1 percentage point" in verdicts.interval_verdict(close, "a", "b")
+    assert "higher by less than 1 percentage point" in verdicts.interval_verdict(close, "b", "a")  # the leader is named first

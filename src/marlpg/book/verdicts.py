@@ -106,6 +106,8 @@ def interval_verdict(intervals: Mapping, a: str, b: str, *, scale: float = 100.0
     by = f"{abs(difference):.0f}{unit}"
     if by == f"1{unit}" and unit.endswith("points"):
         by = by[:-1]  # "1 percentage point"
+    elif by == f"0{unit}" and difference != 0:
+        by = f"less than 1{unit[:-1] if unit.endswith('points') else unit}"  # not "higher by 0"
     if x.low > y.high or y.low > x.high:
         return f"*{hi}* is ahead of *{lo}*: its {what} is higher by {by} and its 95% interval lies above *{lo}*'s"
     if difference == 0:
