@@ -157,7 +157,8 @@ def main(argv=None) -> None:
     if args.speed or args.quick:
         rows = speed(sizes, args.copies, args.quick)
         if args.csv and not args.quick:
-            stored_results.write(args.csv, rows, list(rows[0]), stored_results.provenance())
+            about = stored_results.provenance(kind="timings", load_at_end=f"{os.getloadavg()[0]:.2f}")
+            stored_results.write(args.csv, rows, list(rows[0]), about)
         if not args.quick:
             return
     print(f"fleet sizes {sizes}; {', '.join(methods)}; seeds {list(seeds)}; {iterations} iterations of "
