@@ -469,7 +469,7 @@ ANIMATED_PAGES = ("notebooks/03_maddpg.html", "notebooks/04_coma.html", "noteboo
 PLAYER_PROBE = """() => Array.from(document.querySelectorAll('div.course-animation')).map(player => {
   const img = player.querySelector('img');
   const play = player.querySelector('button[title="Play"]');
-  const icon = play && play.querySelector('i');
+  const icon = play && play.querySelector('svg, i');  // the theme's Font Awesome turns each <i> into an <svg>
   return {frames: Number(player.dataset.frames), src: img ? img.src : '', loaded: !!(img && img.naturalWidth > 0),
           width: img ? img.getBoundingClientRect().width : 0,
           icon: icon ? icon.getBoundingClientRect().width : 0, has_play: !!play};
@@ -479,7 +479,7 @@ PLAYER_PROBE = """() => Array.from(document.querySelectorAll('div.course-animati
 @pytest.mark.parametrize("page_path", ANIMATED_PAGES)
 def test_every_training_chapter_plays_an_episode(server, browser, page_path):
     """Each training chapter holds an animation whose first frame loads; pressing Play moves it on, with no
-    kernel and no network (the icons come from the theme's own Font Awesome)."""
+    kernel and no network (the icons are drawn by the theme's own Font Awesome script, as inline SVG)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(120_000)
     outside = []
