@@ -23,6 +23,7 @@ import select
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
@@ -312,7 +313,10 @@ def note_output_limit(result: NotebookRun, client: CappedClient) -> None:
 def run_with_time_limit(fn, seconds: float, *args, memory_mb: int | None = None):
     """``fn(*args)`` in a forked child: its result (pickled back), its exception re-raised here, or
     TimeoutError when it takes longer than ``seconds`` (the child is then killed). ``memory_mb`` optionally
-    caps the child's address space (a MemoryError in the child is re-raised here)."""
+    caps what the child may map beyond the address space it inherited (a MemoryError in the child is
+    re-raised here). The cap is relative because a forked child starts as large as its parent: a grader
+    that has imported torch already maps more than a small absolute cap, and the child could not even
+    report its error."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
@@ -339,7 +343,8 @@ def child_main(fn, args, write_end: int, memory_mb: int | None) -> None:
     code = 0
     try:
         if memory_mb:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_mb * MB, memory_mb * MB))
+            cap = address_space_bytes() + memory_mb * MB
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         try:
             payload = pickle.dumps(("ok", fn(*args)))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
@@ -351,6 +356,14 @@ def child_main(fn, args, write_end: int, memory_mb: int | None) -> None:
         code = 1
     finally:
         os._exit(code)
+
+
+def address_space_bytes() -> int:
+    """This process's mapped address space now (VmSize), which RLIMIT_AS counts against."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("/proc/self/status has no VmSize line; the memory cap cannot be set")
 
 
 def picklable(value) -> bool:

@@ -325,6 +325,19 @@ def test_run_with_time_limit_returns_raises_and_stops():
         run_with_time_limit(bytearray, 10, 2**31, memory_mb=512)
 
 
+def test_memory_cap_counts_from_what_the_child_inherited():
+    """A grader that already maps more than the cap (torch alone maps gigabytes) still lets the child use
+    ``memory_mb`` more, and still stops it beyond that."""
+    import mmap
+    reserved = mmap.mmap(-1, 2**30)  # 1 GiB mapped in the parent, never touched
+    try:
+        assert len(run_with_time_limit(bytearray, 10, 100 * 2**20, memory_mb=512)) == 100 * 2**20
+        with pytest.raises(MemoryError):
+            run_with_time_limit(bytearray, 10, 2**30, memory_mb=512)
+    finally:
+        reserved.close()
+
+
 def test_seccomp_program_is_well_formed():
     program = sandbox.seccomp_program()
     assert len(program) % 8 == 0 and 40 < len(program) // 8 < 4096
