@@ -155,9 +155,11 @@ def main(argv=None) -> None:
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     if args.speed or args.quick:
+        load_at_start = f"{os.getloadavg()[0]:.2f}"
         rows = speed(sizes, args.copies, args.quick)
         if args.csv and not args.quick:
             about = stored_results.provenance(kind="timings", load_at_end=f"{os.getloadavg()[0]:.2f}")
+            about["load_at_start"] = load_at_start  # the timings ran after it, not after provenance()
             stored_results.write(args.csv, rows, list(rows[0]), about)
         if not args.quick:
             return

@@ -338,6 +338,24 @@ def test_memory_cap_counts_from_what_the_child_inherited():
         reserved.close()
 
 
+def test_time_limit_works_when_descriptors_past_1024_are_open():
+    """A grader process that has run many kernels holds many descriptors; the child's pipe then gets a
+    number select() cannot take."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    held = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert run_with_time_limit(slow, 10, 0.1) == "finished"
+        with pytest.raises(TimeoutError):
+            run_with_time_limit(slow, 0.5, 5)
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_seccomp_program_is_well_formed():
     program = sandbox.seccomp_program()
     assert len(program) % 8 == 0 and 40 < len(program) // 8 < 4096
