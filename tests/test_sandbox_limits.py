@@ -338,6 +338,17 @@ def test_memory_cap_counts_from_what_the_child_inherited():
         reserved.close()
 
 
+def test_grading_many_notebooks_leaves_no_descriptors_or_threads_behind():
+    """One grader process runs a whole class: every kernel's channels, heartbeat thread and ZeroMQ context
+    must close with it (they once leaked about 20 descriptors a notebook, and a class of 50 hit the limit)."""
+    run("x = 1")  # warm-up: whatever is opened once per process
+    before = len(os.listdir("/proc/self/fd")), threading.active_count()
+    for _ in range(3):
+        assert run("print(1)").ending == "ok"
+    after = len(os.listdir("/proc/self/fd")), threading.active_count()
+    assert after[0] <= before[0] + 2 and after[1] == before[1], f"(descriptors, threads) {before} -> {after}"
+
+
 def test_time_limit_works_when_descriptors_past_1024_are_open():
     """A grader process that has run many kernels holds many descriptors; the child's pipe then gets a
     number select() cannot take."""
