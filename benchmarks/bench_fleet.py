@@ -23,7 +23,14 @@ Per size and method: the interquartile mean over seeds with its 95% stratified b
     python benchmarks/bench_fleet.py --sizes 4,128 --methods IPPO,MAPPO-pool --seeds 2
     python benchmarks/bench_fleet.py --reward shared --sizes 4,32,128  # one team reward (make_env("fleet:shared"))
     python benchmarks/bench_fleet.py --speed                           # step time against VMAS's navigation
+    python benchmarks/bench_fleet.py --maddpg --sizes 12,128           # MADDPG against MAPPO, equal frames and time
     python benchmarks/bench_fleet.py --quick                           # a smoke run: checks the script only
+
+``--maddpg`` compares the example's "MADDPG-style" training with MAPPO, both with the pooled critic
+(``marlpg.algos.maddpg``, ``critic="pooled"``; its fleet settings are ``maddpg.fleet_preset``). Per size and
+seed it trains MAPPO-pool and MADDPG-pool for the same robot-steps (equal frames), then MAPPO-pool again for as
+many iterations as fit in the CPU seconds MADDPG used (equal time; CPU time, one thread per run, so that the
+match does not depend on the machine's load).
 
 With ``--reward shared`` every robot is paid the fleet's mean reward, the credit-assignment problem of a team
 reward: a robot's own progress is 1/n of its signal.
@@ -40,6 +47,7 @@ import time
 
 import torch
 
+from marlpg.algos import maddpg
 from marlpg.algos.mappo import MAPPOConfig, train
 from marlpg.book import stored_results
 from marlpg.book.sharing import navigation_kwargs
@@ -80,11 +88,34 @@ def run(n: int, method: str, seed: int, iterations: int, env: str = "fleet") -> 
     cfg = config(n, method, seed, iterations, env)
     cpu = time.process_time()
     result = train(cfg, progress=False, with_reference=False)
+    return measured(n, method, seed, env, result, time.process_time() - cpu, result.model.act_deterministic)
+
+
+def maddpg_run(n: int, seed: int, iterations: int, env: str = "fleet") -> dict:
+    """MADDPG with the pooled critic for ``iterations`` of the fleet preset (the same robot-steps as ``config``)."""
+    preset = maddpg.fleet_preset(n)
+    per_iteration = preset["num_envs"] * preset["rollout_steps"]
+    cfg = maddpg.MADDPGConfig.for_env(env, n_agents=n, seed=seed, total_frames=per_iteration * iterations,
+                                      warmup_frames=min(preset["warmup_frames"], per_iteration * max(1, iterations // 2)))
+    cpu = time.process_time()
+    result = maddpg.train(cfg, progress=False, with_reference=False)
+    return measured(n, "MADDPG-pool", seed, env, result, time.process_time() - cpu, result.model.act_deterministic)
+
+
+def maddpg_comparison(n: int, seed: int, iterations: int, env: str = "fleet") -> list[dict]:
+    """MAPPO-pool and MADDPG-pool at equal robot-steps, and MAPPO-pool again at MADDPG's CPU seconds."""
+    mappo_row, maddpg_row = run(n, "MAPPO-pool", seed, iterations, env), maddpg_run(n, seed, iterations, env)
+    matched = max(1, round(iterations * maddpg_row["cpu_seconds"] / max(mappo_row["cpu_seconds"], 1e-3)))
+    equal_time = dict(run(n, "MAPPO-pool", seed, matched, env), method="MAPPO-pool, equal time")
+    return [mappo_row, maddpg_row, equal_time]
+
+
+def measured(n: int, method: str, seed: int, env: str, result, cpu_seconds: float, act) -> dict:
     floors = make_env(env, EVAL_FLOORS, n_agents=n, seed=EVAL_SEED)
-    metrics = fleet_metrics(floors, result.model.act_deterministic, EVAL_SEED)
+    metrics = fleet_metrics(floors, act, EVAL_SEED)
     return {"n": n, "method": method, "seed": seed, "iterations": len(result.curve), "frames": result.frames,
             "robot_steps": result.frames * n, "seconds": round(result.seconds, 1),
-            "cpu_seconds": round(time.process_time() - cpu, 1), **{k: round(v, 4) for k, v in metrics.items()}}
+            "cpu_seconds": round(cpu_seconds, 1), **{k: round(v, 4) for k, v in metrics.items()}}
 
 
 def step_seconds(env, steps: int) -> float:
@@ -125,7 +156,7 @@ def report(rows: list[dict]) -> None:
             parts = [f"{m} {mine[0][m]:.3f}" for m in METRICS]
         else:
             parts = [f"{m} {iqm_interval([r[m] for r in mine]).format('.3f')}" for m in METRICS]
-        print(f"n={key[0]:4d} {key[1]:10s}: " + "; ".join(parts))
+        print(f"n={key[0]:4d} {key[1]:22s}: " + "; ".join(parts))
 
 
 def main(argv=None) -> None:
@@ -138,6 +169,8 @@ def main(argv=None) -> None:
     parser.add_argument("--reward", choices=("own", "shared"), default="own",
                         help="own: each robot's progress and collisions (default); shared: the fleet's mean for all")
     parser.add_argument("--speed", action="store_true", help="measure step times against VMAS instead of training")
+    parser.add_argument("--maddpg", action="store_true",
+                        help="MADDPG-pool against MAPPO-pool at equal robot-steps and equal CPU time (ignores --methods)")
     parser.add_argument("--copies", type=int, default=16, help="parallel floors for --speed (default 16)")
     parser.add_argument("--csv", help="write one row per run (or per size, with --speed) to this file")
     args = parser.parse_args(argv)
@@ -152,6 +185,7 @@ def main(argv=None) -> None:
     seeds, iterations = range(args.seeds), args.iterations
     if args.quick:
         sizes, seeds, iterations = [4, 8], range(1), 2
+        print("MADDPG-pool against MAPPO-pool:", [r["method"] for r in maddpg_comparison(4, 0, 2)])
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     if args.speed or args.quick:
@@ -163,7 +197,8 @@ def main(argv=None) -> None:
             stored_results.write(args.csv, rows, list(rows[0]), about)
         if not args.quick:
             return
-    print(f"fleet sizes {sizes}; {', '.join(methods)}; seeds {list(seeds)}; {iterations} iterations of "
+    print(f"fleet sizes {sizes}; {'MADDPG-pool against MAPPO-pool' if args.maddpg else ', '.join(methods)}; "
+          f"seeds {list(seeds)}; {iterations} iterations of "
           f"{ROBOT_STEPS:,} robot-steps")
     env = "fleet" if args.reward == "own" else "fleet:shared"
     about = stored_results.provenance(env=env, iterations=iterations, robot_steps_per_iteration=ROBOT_STEPS,
@@ -172,10 +207,10 @@ def main(argv=None) -> None:
     for n in sizes:
         rows += references(n, env)
         for seed in seeds:
-            for method in methods:
-                row = run(n, method, seed, iterations, env)
+            for row in (maddpg_comparison(n, seed, iterations, env) if args.maddpg else
+                        (run(n, method, seed, iterations, env) for method in methods)):
                 rows.append(row)
-                print(f"n={n:4d} {method:10s} seed {seed}: {row['seconds']:6.1f} s ({row['cpu_seconds']:.0f} CPU s), "
+                print(f"n={n:4d} {row['method']:22s} seed {seed}: {row['seconds']:6.1f} s ({row['cpu_seconds']:.0f} CPU s), "
                       f"return {row['return']:.3f}, collisions {row['collisions']:.3f}, success {row['success']:.1%}",
                       flush=True)
                 if args.csv:  # rewritten after every run, so that an interrupted benchmark keeps what it measured

@@ -68,6 +68,7 @@ def test_a_flag_left_out_leaves_the_configs_value():
 def test_the_commands_choices_are_the_algorithms():
     assert marlpg.coma.BASELINES == coma.BASELINES
     assert marlpg.maddpg.ENVS == maddpg.ENVS
+    assert marlpg.maddpg.CRITICS == maddpg.CRITICS
 
 
 @pytest.mark.parametrize("argv, flag, field", [

@@ -140,7 +140,7 @@ def test_maddpg_critic_sees_every_action_and_iddpg_only_its_own(share):
         model = MADDPG(spec, MADDPGConfig(share=share, iddpg=iddpg))
         state, obs = torch.randn(5, 13), torch.randn(5, 3, 4)
         actions = torch.randn(5, 3, 2, requires_grad=True)
-        q = model.q(state, obs, same_joint_action(actions))
+        q = model.q(state, obs, actions)
         (grad,) = torch.autograd.grad(q[:, 0].sum(), actions)
         others = grad[:, 1:].abs().max().item()
         assert grad[:, 0].abs().max().item() > 0
@@ -164,9 +164,93 @@ def test_discrete_actions_are_one_hot_and_the_gumbel_sample_carries_a_gradient()
     obs = torch.randn(4, 2, 3)
     sample = model.differentiable_actions(obs)
     assert torch.equal(sample.sum(-1), torch.ones(4, 2)) and set(sample.unique().tolist()) <= {0.0, 1.0}
-    (grad,) = torch.autograd.grad(model.q(torch.zeros(4, 7), obs, same_joint_action(sample)).sum(), list(model.actor.parameters())[-1])
+    (grad,) = torch.autograd.grad(model.q(torch.zeros(4, 7), obs, sample).sum(), list(model.actor.parameters())[-1])
     assert grad.abs().max() > 0  # straight-through: the critic's gradient reaches the logits
     assert model.act_deterministic(obs).dtype == torch.long and model.act_deterministic(obs).shape == (4, 2)
+
+
+# --- the pooled critic (large teams) ---------------------------------------------------------------
+
+FLEET_SPEC = EnvSpec(n_agents=5, obs_dim=4, state_dim=21, discrete=True, n_actions=3, horizon=25)
+
+
+def pooled_model(spec=FLEET_SPEC) -> MADDPG:
+    torch.manual_seed(0)
+    return MADDPG(spec, MADDPGConfig(n_agents=spec.n_agents, continuous=False, critic="pooled", critic_hidden=(16, 16)))
+
+
+def one_hot_actions(batch: int, n: int, d: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.one_hot(torch.randint(0, d, (batch, n), generator=g), d).float()
+
+
+def test_pooled_q_with_own_action_equals_asking_each_agents_critic_about_its_replaced_joint_action():
+    """The O(n) update of the mean, m + (e_i' - e_i)/n, against the direct way: for each i, the whole
+    critic on the buffer's joint action with slot i replaced, read at agent i."""
+    model, n = pooled_model(), FLEET_SPEC.n_agents
+    state, obs = torch.rand(6, 21), torch.randn(6, n, 4)
+    buffer_actions, own = one_hot_actions(6, n, 3, 1), one_hot_actions(6, n, 3, 2)
+    fast = model.q(state, obs, buffer_actions, own)
+    for i in range(n):
+        joint = buffer_actions.clone()
+        joint[:, i] = own[:, i]
+        assert torch.allclose(fast[:, i], model.q(state, obs, joint)[:, i], atol=1e-6)
+    assert not torch.allclose(fast, model.q(state, obs, buffer_actions))
+
+
+def test_pooled_q_gradient_reaches_an_agents_own_action_only_through_its_own_value():
+    model, n = pooled_model(), FLEET_SPEC.n_agents
+    state, obs = torch.rand(4, 21), torch.randn(4, n, 4)
+    own = one_hot_actions(4, n, 3, 3).requires_grad_(True)
+    values = model.q(state, obs, one_hot_actions(4, n, 3, 4), own)
+    (grad,) = torch.autograd.grad(values[:, 1].sum(), own)
+    assert grad[:, 1].abs().max() > 0 and grad[:, [0, 2, 3, 4]].abs().max() == 0
+
+
+def test_pooled_q_is_permutation_equivariant_and_serves_any_team_size():
+    model, n = pooled_model(), FLEET_SPEC.n_agents
+    state, obs, actions = torch.rand(3, 21), torch.randn(3, n, 4), one_hot_actions(3, n, 3, 5)
+    order = torch.tensor([3, 0, 4, 1, 2])
+    assert torch.allclose(model.q(state, obs[:, order], actions[:, order]), model.q(state, obs, actions)[:, order], atol=1e-6)
+    bigger = model.critic(torch.randn(3, 40, 4), one_hot_actions(3, 40, 3, 6), torch.rand(3, 1))
+    assert bigger.shape == (3, 40)
+    assert sum(p.numel() for p in model.critic.parameters()) == sum(p.numel() for p in pooled_model(
+        EnvSpec(n_agents=40, obs_dim=4, state_dim=161, discrete=True, n_actions=3, horizon=25)).critic.parameters())
+
+
+def test_pooled_q_reads_the_clock_from_the_states_last_feature():
+    model, n = pooled_model(), FLEET_SPEC.n_agents
+    obs, actions = torch.randn(2, n, 4), one_hot_actions(2, n, 3, 7)
+    early, late = torch.zeros(2, 21), torch.zeros(2, 21)
+    late[:, -1] = 1.0
+    assert not torch.allclose(model.q(early, obs, actions), model.q(late, obs, actions))
+    late[:, 0] = 5.0  # the rest of the global state is not the pooled critic's input
+    assert torch.equal(model.q(late, obs, actions), model.q(late.clone().index_fill_(1, torch.tensor([0]), 0.0), obs, actions))
+
+
+@pytest.mark.parametrize("flags", [dict(iddpg=True), dict(share=False), dict(critic="mean")])
+def test_pooled_critic_config_errors(flags):
+    with pytest.raises(ValueError, match="critic"):
+        MADDPGConfig(**{"critic": "pooled", **flags})
+
+
+def test_fleet_preset_keeps_robot_steps_per_iteration_and_per_update_equal_across_sizes():
+    small, large = MADDPGConfig.for_env("fleet", n_agents=4), MADDPGConfig.for_env("fleet", n_agents=128)
+    assert small.critic == large.critic == "pooled" and not small.continuous
+    assert small.num_envs * small.rollout_steps * 4 == large.num_envs * large.rollout_steps * 128
+    assert small.batch_size * 4 == large.batch_size * 128
+    assert small.total_frames // (small.num_envs * small.rollout_steps) == 80
+
+
+def test_fleet_tiny_run_and_the_cli_take_the_pooled_critic(tmp_path):
+    cfg = MADDPGConfig.for_env("fleet", n_agents=8, total_frames=64 * 25 * 6, warmup_frames=64 * 25, eval_episodes=4)
+    result = train(cfg, progress=False)
+    assert result.reference is None and math.isfinite(result.eval_return)
+    assert all(math.isfinite(row["critic_loss"]) for row in result.curve[1:])
+    out = run_cli("--env", "fleet", "--n-agents", "8", "--critic", "pooled", "--total-frames", "3200", "--quiet",
+                  "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1].startswith("eval_return=")
 
 
 def test_noise_decays_linearly_then_stays():

@@ -492,12 +492,12 @@ def _batch(model, B=8):
 def test_maddpg_targets_use_the_target_actor_and_the_target_critic(iddpg):
     model, cfg, _ = _maddpg(iddpg=iddpg)
     batch = _batch(model)
-    joint = lambda actor: maddpg.same_joint_action(torch.tanh(actor(batch["next_obs"])))
-    next_q = model.q(batch["next_state"], batch["next_obs"], joint(model.target_actor), model.target_critic)
+    joint = lambda actor: torch.tanh(actor(batch["next_obs"]))
+    next_q = model.q(batch["next_state"], batch["next_obs"], joint(model.target_actor), critic=model.target_critic)
     expected = batch["rewards"] + cfg.gamma * (1 - batch["done"][:, None]) * next_q
     assert torch.allclose(maddpg.td_targets(model, batch, cfg.gamma), expected)
-    online_actor = model.q(batch["next_state"], batch["next_obs"], joint(model.actor), model.target_critic)
-    online_critic = model.q(batch["next_state"], batch["next_obs"], joint(model.target_actor), model.critic)
+    online_actor = model.q(batch["next_state"], batch["next_obs"], joint(model.actor), critic=model.target_critic)
+    online_critic = model.q(batch["next_state"], batch["next_obs"], joint(model.target_actor), critic=model.critic)
     assert not torch.allclose(next_q, online_actor) and not torch.allclose(next_q, online_critic)
 
 
@@ -507,7 +507,7 @@ def test_maddpg_update_moves_the_targets_by_tau_and_the_critic_toward_its_target
     batch = _batch(model)
     torch.manual_seed(3)
     targets = maddpg.td_targets(model, batch, cfg.gamma)
-    error = lambda: ((model.q(batch["state"], batch["obs"], maddpg.same_joint_action(batch["actions"])) - targets) ** 2).mean()
+    error = lambda: ((model.q(batch["state"], batch["obs"], batch["actions"]) - targets) ** 2).mean()
     old_targets = [p.detach().clone() for p in list(model.target_actor.parameters()) + list(model.target_critic.parameters())]
     before = error().item()
     torch.manual_seed(3)  # the same Gumbel draw for the targets inside update
@@ -523,7 +523,7 @@ def test_maddpg_update_moves_the_targets_by_tau_and_the_critic_toward_its_target
 def test_maddpg_actor_step_raises_its_critics_value(iddpg):
     model, cfg, optimizers = _maddpg(iddpg=iddpg)
     batch = _batch(model)
-    value = lambda: model.q(batch["state"], batch["obs"], maddpg.own_action_replaced(batch["actions"], model.mu(batch["obs"])))
+    value = lambda: model.q(batch["state"], batch["obs"], batch["actions"], model.mu(batch["obs"]))
     before = value().detach()
     critic_state = copy.deepcopy(model.critic.state_dict())
     maddpg.update(model, batch, optimizers, cfg)

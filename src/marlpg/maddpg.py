@@ -12,7 +12,8 @@ from marlpg.commands import print_reference_gap, run_command
 
 NAME = "maddpg"
 DESCRIPTION = "MADDPG: deterministic policy gradients with a centralized critic per agent (Lowe et al., 2017)."
-ENVS = ("pricing", "vmas:simple_spread")  # marlpg.algos.maddpg.ENVS (a test keeps them equal)
+ENVS = ("pricing", "vmas:simple_spread", "fleet", "fleet:shared")  # marlpg.algos.maddpg.ENVS (a test keeps them equal)
+CRITICS = ("concat", "pooled")  # marlpg.algos.maddpg.CRITICS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--iddpg", action="store_true", help="critics on each agent's own observation and action (the IDDPG ablation)")
     parser.add_argument("--no-share", action="store_true", help="one actor and one critic per agent instead of shared ones")
-    parser.add_argument("--discrete", action="store_true", help="discrete actions through the Gumbel-softmax (not for pricing)")
+    parser.add_argument("--discrete", action="store_true", help="discrete actions through the Gumbel-softmax (not for pricing; "
+                        "the fleet has only these)")
+    parser.add_argument("--critic", choices=CRITICS, help="concat: Q_i on the global state and joint action; pooled: on the "
+                        "set of observation-action pairs, for large teams (default by task: pooled on the fleet)")
     parser.add_argument("--n-agents", type=int, help="agents (sellers) in the team (default by task)")
     parser.add_argument("--num-envs", type=int, help="environment copies stepped together (default by task)")
     parser.add_argument("--horizon", type=int, help="pricing: periods per episode (1: the one-shot game; default by task)")
@@ -31,9 +35,10 @@ def config_from_args(args: argparse.Namespace):
     from marlpg.algos.maddpg import MADDPGConfig
 
     given = {"total_frames": args.total_frames, "n_agents": args.n_agents, "num_envs": args.num_envs,
-             "horizon": args.horizon, "device": args.device}
+             "horizon": args.horizon, "device": args.device, "critic": args.critic,
+             "continuous": False if args.discrete else None}
     cfg = MADDPGConfig.for_env(args.env, seed=args.seed, iddpg=args.iddpg, share=not args.no_share,
-                               continuous=not args.discrete, **{k: v for k, v in given.items() if v is not None})
+                               **{k: v for k, v in given.items() if v is not None})
     if cfg.warmup_frames >= cfg.total_frames:  # a tiny budget still learns a little
         cfg = replace(cfg, warmup_frames=cfg.total_frames // 2)
     return cfg

@@ -32,6 +32,16 @@ action and the time fraction, Q_i(o_i, a_i, t/H), so other agents are part of th
 With ``share=True`` (homogeneous agents) one actor and one critic serve every agent, each
 input carrying the agent's one-hot ID.
 
+For large teams of interchangeable agents (``critic="pooled"``), the critic's input x, a_1..a_n grows
+with n and fixes n when it is built. The pooled critic reads a set of observation-action pairs instead
+(:mod:`marlpg.core.critics`):
+
+    Q_i = psi([e_i, m, tau]),   e_j = phi(o_j, a_j),   m = (1/n) sum_j e_j,
+
+one phi and one psi for every agent, no IDs. In the actor loss agent i's action is replaced in its own
+critic only, which changes e_i and moves the mean by (e_i' - e_i)/n: every agent's replaced Q costs
+O(n), where the concatenated critic asks n critics about n joint actions, O(n^2).
+
 Run ``python -m marlpg.maddpg --help`` for the command line.
 """
 from __future__ import annotations
@@ -46,6 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from marlpg.core.agents import with_agent_ids
+from marlpg.core.critics import PooledCritic
 from marlpg.core.evaluation import gap_closed
 from marlpg.core.networks import mlp
 from marlpg.core.replay import ReplayBuffer
@@ -55,7 +66,8 @@ from marlpg.core.seeding import resolve_device, seed_everything
 from marlpg.core.threads import cpu_threads, update_thread_count
 from marlpg.envs import EnvSpec, make_env
 
-ENVS = ("pricing", "vmas:simple_spread")
+ENVS = ("pricing", "vmas:simple_spread", "fleet", "fleet:shared")
+CRITICS = ("concat", "pooled")  # Q_i on the global state and joint action, or on the set of (o_j, a_j)
 
 
 @dataclass
@@ -71,6 +83,7 @@ class MADDPGConfig(IterationBudget):
     seed: int = 0
     device: str = "cpu"
     iddpg: bool = False  # critics on own observation and action only
+    critic: str = "concat"  # one of CRITICS: "pooled" for large teams (see the module docstring)
     share: bool = True  # one actor and one critic for all agents (with one-hot IDs)
     gamma: float = 0.95
     tau: float = 0.01
@@ -122,13 +135,18 @@ class MADDPGConfig(IterationBudget):
             raise ValueError(f"buffer_size={self.buffer_size} cannot hold one iteration ({self.num_envs * self.rollout_steps} transitions)")
         if self.initial_action is not None and not (self.continuous and -1 < self.initial_action < 1):
             raise ValueError(f"initial_action needs continuous actions and a value in (-1, 1); got {self.initial_action!r}")
+        if self.critic not in CRITICS:
+            raise ValueError(f"critic must be one of {', '.join(map(repr, CRITICS))}; got {self.critic!r}")
+        if self.critic == "pooled" and (self.iddpg or not self.share):
+            raise ValueError("critic='pooled' is one shared critic over every agent; it needs iddpg=False and share=True")
         if self.env == "pricing" and not self.continuous:
             raise ValueError("the pricing game has continuous prices only; got continuous=False")
 
     @classmethod
     def for_env(cls, env: str, **overrides) -> "MADDPGConfig":
-        """The defaults for ``env`` (see PRESETS), with ``overrides`` on top."""
-        return cls(env=env, **{**PRESETS.get(env, {}), **overrides})
+        """The defaults for ``env`` (see PRESETS and :func:`fleet_preset`), with ``overrides`` on top."""
+        preset = fleet_preset(overrides.get("n_agents", 4)) if env in FLEET_ENVS else PRESETS.get(env, {})
+        return cls(env=env, **{**preset, **overrides})
 
 
 # The pricing game is one-shot (horizon 1): a small critic and a short run suffice; one step and
@@ -144,6 +162,23 @@ PRESETS = {
         actor_lr=3e-3, critic_lr=3e-3, eval_episodes=16,
     ),
 }
+
+
+FLEET_ENVS = ("fleet", "fleet:shared")
+FLEET_ROBOT_STEPS = 512 * 25  # robot-steps collected per iteration at every fleet size, as bench_fleet's MAPPO
+
+
+def fleet_preset(n_agents: int) -> dict:
+    """The fleet floor (marlpg.envs.fleet) with n robots: equal robot-steps per iteration and per update at
+    every n (512 // n floors of 25 steps; batches of about 8192 robot-transitions), 80 iterations, a replay
+    of about 400k robot-transitions, the pooled critic. Discrete actions, as the floor has."""
+    copies = max(1, 512 // n_agents)
+    per_iteration = copies * 25
+    return dict(
+        n_agents=n_agents, continuous=False, critic="pooled", num_envs=copies, rollout_steps=25, horizon=25,
+        updates_per_iteration=25, total_frames=per_iteration * 80, batch_size=max(32, 8192 // n_agents),
+        buffer_size=max(per_iteration, 400_000 // n_agents), warmup_frames=per_iteration * 4, eval_episodes=16,
+    )
 
 
 # --- networks ------------------------------------------------------------------------------
@@ -175,8 +210,11 @@ class MADDPG(nn.Module):
         # a continuous action is n_actions numbers; a discrete one enters the critic as a one-hot vector
         self.action_dim = spec.n_actions
         self.actor = PerAgent(n, spec.obs_dim, self.action_dim, cfg.actor_hidden, cfg.share, out_gain=0.01)
-        critic_in = spec.obs_dim + self.action_dim + 1 if cfg.iddpg else spec.state_dim + n * self.action_dim
-        self.critic = PerAgent(n, critic_in, 1, cfg.critic_hidden, cfg.share)
+        if cfg.critic == "pooled":
+            self.critic = PooledQ(spec.obs_dim, self.action_dim, cfg.critic_hidden)
+        else:
+            critic_in = spec.obs_dim + self.action_dim + 1 if cfg.iddpg else spec.state_dim + n * self.action_dim
+            self.critic = PerAgent(n, critic_in, 1, cfg.critic_hidden, cfg.share)
         if cfg.initial_action is not None:  # the output layer's weights are tiny, so its bias sets the first actions
             for net in self.actor.nets:
                 nn.init.constant_(net[-1].bias, torch.tensor(cfg.initial_action).atanh().item())
@@ -238,19 +276,49 @@ class MADDPG(nn.Module):
         return torch.rand(batch, n, d, device=device) * 2 - 1
 
     # critics -------------------------------------------------------------------------------
-    def q(self, state: torch.Tensor, obs: torch.Tensor, joint: torch.Tensor, critic: nn.Module | None = None) -> torch.Tensor:
-        """Q_i for every agent i, ``[B, n]``. ``joint[b, i]`` is the joint action agent i's critic is asked
-        about (``[B, n, n, d]``): the same for every i in the critic loss, agent i's own slot replaced in
-        the actor loss. IDDPG's critic reads only agent i's own slot, its observation and the clock."""
+    def q(self, state: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor, own: torch.Tensor | None = None,
+          critic: nn.Module | None = None) -> torch.Tensor:
+        """Q_i for every agent i, ``[B, n]``, about the joint action ``actions [B, n, d]``; with ``own [B, n, d]``,
+        agent i's critic is asked about it with agent i's slot replaced by ``own[:, i]`` (the actor loss).
+        IDDPG's critic reads only agent i's own action, its observation and the clock."""
         critic = critic or self.critic
+        if self.cfg.critic == "pooled":
+            return critic(obs, actions, state[:, -1:], own)
+        joint = same_joint_action(actions) if own is None else own_action_replaced(actions, own)
+        return self.q_of_joint(state, obs, joint, critic)
+
+    def q_of_joint(self, state: torch.Tensor, obs: torch.Tensor, joint: torch.Tensor, critic: nn.Module) -> torch.Tensor:
+        """The concatenated critics on ``joint [B, n, n, d]``: row i is the joint action agent i is asked about."""
         n = self.spec.n_agents
         if self.cfg.iddpg:
-            own = joint.diagonal(dim1=1, dim2=2).transpose(1, 2)  # [B, n, d]: agent i's own action
+            mine = joint.diagonal(dim1=1, dim2=2).transpose(1, 2)  # [B, n, d]: agent i's own action
             clock = state[:, -1:].unsqueeze(1).expand(-1, n, 1)
-            inputs = torch.cat([obs, own, clock], dim=-1)
+            inputs = torch.cat([obs, mine, clock], dim=-1)
         else:
             inputs = torch.cat([state.unsqueeze(1).expand(-1, n, -1), joint.flatten(-2)], dim=-1)
         return critic(inputs).squeeze(-1)
+
+
+class PooledQ(nn.Module):
+    """Q_i = psi([e_i, m, tau]) with e_j = phi(o_j, a_j) and m their mean (a PooledCritic on observation-action
+    pairs); with ``own``, agent i's value uses e_i' = phi(o_i, own_i) and m + (e_i' - e_i)/n."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden):
+        super().__init__()
+        self.pooled = PooledCritic(obs_dim + action_dim, hidden)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor, time_fraction: torch.Tensor,
+                own: torch.Tensor | None = None) -> torch.Tensor:
+        embed = self.pooled.encoder
+        others = embed(torch.cat([obs, actions], -1))  # [B, n, k]
+        mean = others.mean(-2, keepdim=True)
+        if own is None:
+            mine, summary = others, mean.expand_as(others)
+        else:
+            mine = embed(torch.cat([obs, own], -1))
+            summary = mean + (mine - others) / obs.shape[-2]
+        tau = time_fraction.unsqueeze(-2).expand(*mine.shape[:-1], 1)
+        return self.pooled.head(torch.cat([mine, summary, tau], -1)).squeeze(-1)
 
 
 def same_joint_action(actions: torch.Tensor) -> torch.Tensor:
@@ -277,7 +345,7 @@ def td_targets(model: MADDPG, batch: dict, gamma: float) -> torch.Tensor:
     """The critics' regression targets ``[B, n]``, from the target actors and target critics."""
     with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
         next_actions = model.target_actions(batch["next_obs"])
-        next_q = model.q(batch["next_state"], batch["next_obs"], same_joint_action(next_actions), model.target_critic)
+        next_q = model.q(batch["next_state"], batch["next_obs"], next_actions, critic=model.target_critic)
         return critic_targets(batch["rewards"], batch["done"], next_q, gamma)
 
 
@@ -295,7 +363,7 @@ def update(model: MADDPG, batch: dict, optimizers, cfg: MADDPGConfig) -> tuple[f
     """One critic step, one actor step and the soft target updates, on one sampled batch."""
     actor_opt, critic_opt = optimizers
     targets = td_targets(model, batch, cfg.gamma)
-    q = model.q(batch["state"], batch["obs"], same_joint_action(batch["actions"]))
+    q = model.q(batch["state"], batch["obs"], batch["actions"])
     critic_loss = F.mse_loss(q, targets)
     critic_opt.zero_grad(set_to_none=True)
     critic_loss.backward()
@@ -303,8 +371,7 @@ def update(model: MADDPG, batch: dict, optimizers, cfg: MADDPGConfig) -> tuple[f
     critic_opt.step()
 
     own, logits = model.actions_and_outputs(batch["obs"])
-    joint = own_action_replaced(batch["actions"], own)
-    actor_loss = -model.q(batch["state"], batch["obs"], joint).mean()
+    actor_loss = -model.q(batch["state"], batch["obs"], batch["actions"], own).mean()
     if model.spec.discrete:
         actor_loss = actor_loss + cfg.logit_reg * logits.pow(2).mean()
     actor_opt.zero_grad(set_to_none=True)
@@ -379,7 +446,7 @@ def evaluate(model: MADDPG, env, seed: int) -> tuple[float, torch.Tensor]:
 
 
 def reference_for(cfg: MADDPGConfig) -> tuple[float, float] | None:
-    if cfg.env == "pricing":
+    if not cfg.env.startswith("vmas:"):  # the random and scripted references are simple_spread's
         return None
     from marlpg.envs.reference import reference_returns
 
