@@ -48,12 +48,13 @@ import time
 import torch
 
 from marlpg.algos import maddpg
-from marlpg.algos.mappo import MAPPOConfig, train
+from marlpg.algos.mappo import MAPPOConfig, fleet_preset, train
 from marlpg.book import stored_results
 from marlpg.book.sharing import navigation_kwargs
 from marlpg.book.stats import iqm_interval
 from marlpg.envs import make_env
 from marlpg.envs.fleet import fleet_metrics, straight_to_goal
+from marlpg.envs.reference import random_policy, step_seconds
 
 ROBOT_STEPS = 512 * 25  # robot-steps collected per iteration, at every fleet size
 METHODS = {
@@ -68,18 +69,15 @@ EVAL_FLOORS, EVAL_SEED = 64, 12_345
 
 
 def config(n: int, method: str, seed: int, iterations: int, env: str = "fleet") -> MAPPOConfig:
-    copies = max(1, 512 // n)
-    return MAPPOConfig(env=env, n_agents=n, seed=seed, num_envs=copies, rollout_steps=25,
-                       total_frames=copies * 25 * iterations, minibatches=4, agent_id=False,
-                       eval_episodes=16, **METHODS[method])
+    return MAPPOConfig(env=env, seed=seed, **fleet_preset(n, iterations), **METHODS[method])
 
 
 def references(n: int, env: str = "fleet") -> list[dict]:
     """The scripted and the random robot on the evaluation floors, as rows of the same table."""
-    rows, dice = [], torch.Generator().manual_seed(0)
-    for name, act in (("scripted", straight_to_goal),
-                      ("random", lambda obs: torch.randint(0, 5, obs.shape[:-1], generator=dice))):
+    rows = []
+    for name in ("scripted", "random"):
         floors = make_env(env, EVAL_FLOORS, n_agents=n, seed=EVAL_SEED)
+        act = straight_to_goal if name == "scripted" else random_policy(floors.spec, seed=0)
         rows.append({"n": n, "method": name, "seed": "", **fleet_metrics(floors, act, EVAL_SEED)})
     return rows
 
@@ -93,10 +91,7 @@ def run(n: int, method: str, seed: int, iterations: int, env: str = "fleet") -> 
 
 def maddpg_run(n: int, seed: int, iterations: int, env: str = "fleet") -> dict:
     """MADDPG with the pooled critic for ``iterations`` of the fleet preset (the same robot-steps as ``config``)."""
-    preset = maddpg.fleet_preset(n)
-    per_iteration = preset["num_envs"] * preset["rollout_steps"]
-    cfg = maddpg.MADDPGConfig.for_env(env, n_agents=n, seed=seed, total_frames=per_iteration * iterations,
-                                      warmup_frames=min(preset["warmup_frames"], per_iteration * max(1, iterations // 2)))
+    cfg = maddpg.MADDPGConfig(env=env, seed=seed, **maddpg.fleet_preset(n, iterations))
     cpu = time.process_time()
     result = maddpg.train(cfg, progress=False, with_reference=False)
     return measured(n, "MADDPG-pool", seed, env, result, time.process_time() - cpu, result.model.act_deterministic)
@@ -116,18 +111,6 @@ def measured(n: int, method: str, seed: int, env: str, result, cpu_seconds: floa
     return {"n": n, "method": method, "seed": seed, "iterations": len(result.curve), "frames": result.frames,
             "robot_steps": result.frames * n, "seconds": round(result.seconds, 1),
             "cpu_seconds": round(cpu_seconds, 1), **{k: round(v, 4) for k, v in metrics.items()}}
-
-
-def step_seconds(env, steps: int) -> float:
-    """Seconds per batched step with random actions (after one warm-up step)."""
-    n, copies = env.spec.n_agents, env.num_envs
-    env.reset(seed=0)
-    actions = lambda: torch.randint(0, env.spec.n_actions, (copies, n))  # noqa: E731
-    env.step(actions())
-    began = time.perf_counter()
-    for _ in range(steps):
-        env.step(actions())
-    return (time.perf_counter() - began) / steps
 
 
 def speed(sizes: list[int], copies: int, quick: bool) -> list[dict]:

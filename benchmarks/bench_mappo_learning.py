@@ -47,14 +47,12 @@ class _TargetReached(Exception):
 def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int, stop_at_target: bool = False) -> dict:
     cfg = MAPPOConfig(seed=seed, total_frames=frames, ippo=method == "IPPO", eval_every=eval_every, num_envs=num_envs)
     reference = reference_for(cfg)
-    record, first = stored_results.CurveRecorder(method, seed, reference), {}
+    record = stored_results.CurveRecorder(method, seed, reference, reached=lambda kept: "eval_return" in kept and
+                                          gap_closed(kept["eval_return"], reference) >= TARGET)
 
-    def watch(row: dict) -> None:  # keep every row; note the first evaluation at or above the target
-        kept = record(row)
-        if not first and "eval_return" in row and gap_closed(row["eval_return"], reference) >= TARGET:
-            first.update(kept)
-            if stop_at_target:
-                raise _TargetReached(row)
+    def watch(row: dict) -> None:  # keep every row; the recorder notes the first evaluation at or above the target
+        if record(row) is record.first and stop_at_target:
+            raise _TargetReached(row)
 
     try:
         result = train(cfg, progress=False, on_iteration=watch)
@@ -62,6 +60,7 @@ def run(method: str, seed: int, frames: int, eval_every: int, num_envs: int, sto
     except _TargetReached as stop:
         seconds, frames_done, eval_return = stop.row["seconds"], stop.row["frames"], stop.row["eval_return"]
     record.finish(eval_return)
+    first = record.first or {}
     return {
         "method": method,
         "seed": seed,

@@ -54,21 +54,13 @@ def run(map_name: str, method: str, seed: int, frames: int | None, eval_every: i
     sizes = dict(num_envs=8, rollout_steps=20, minibatches=2, eval_episodes=8) if quick else {}
     cfg = MAPPOConfig(env=f"smax:{map_name}", seed=seed, total_frames=frames, eval_every=eval_every,
                       **sizes, **METHODS[method])
-    record, first = stored_results.CurveRecorder(method, seed, None), {}
-
-    def watch(row: dict) -> None:  # keep every row; note the first evaluation at or above the target
-        kept = record(row)
-        kept["map"] = map_name
-        if not first and row.get("eval_win_rate") is not None and row["eval_win_rate"] >= TARGET:
-            first.update(kept)
-
-    result = train(cfg, progress=False, on_iteration=watch)
+    record = stored_results.CurveRecorder(method, seed, None, extra={"map": map_name}, reached=lambda kept:
+                                          kept.get("eval_win_rate") is not None and kept["eval_win_rate"] >= TARGET)
+    result = train(cfg, progress=False, on_iteration=record)  # keeps every row and the first at the target
     if save_to is not None:
         save_actors(result.model, os.path.join(save_to, f"smax_{map_name}_{method.lower()}_seed{seed}_actors.pt"))
-    last = record.finish(result.eval_return)
-    last["eval_win_rate"] = round(result.eval_win_rate, 4)
-    if not first and result.eval_win_rate >= TARGET:  # the final evaluation counts too
-        first.update(last)
+    last = record.finish(result.eval_return, final_counts=True, eval_win_rate=result.eval_win_rate)
+    first = record.first or {}
     return {
         "map": map_name,
         "method": method,

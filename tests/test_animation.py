@@ -104,3 +104,15 @@ def test_the_random_team_picks_only_available_actions():
     mask[..., 2] = mask[..., 4] = True
     picks = act(torch.zeros(50, 3, 1), mask)
     assert set(picks.flatten().tolist()) == {2, 4}
+
+
+def test_side_by_side_draws_every_panel_at_every_step_and_refuses_none():
+    from marlpg.book.animation import side_by_side
+
+    seen = []
+    html = side_by_side({"left": "a", "right": "b"}, lambda ax, name, item, t: seen.append((name, item, t)), 3,
+                        caption="two panels").data
+    assert 'data-frames="3"' in html and "two panels" in html
+    assert {("left", "a", t) for t in range(3)} <= set(seen) and {("right", "b", t) for t in range(3)} <= set(seen)
+    with pytest.raises(ValueError, match="at least one"):
+        side_by_side({}, lambda *args: None, 3)

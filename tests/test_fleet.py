@@ -6,6 +6,7 @@ import torch
 
 from marlpg.algos.mappo import MAPPOConfig, train
 from marlpg.envs import make_env
+from marlpg.envs.reference import random_policy
 from marlpg.envs.fleet import ACTION_DIRECTIONS, OBS_DIM, RADIUS, FleetNavigation, fleet_metrics, straight_to_goal
 
 STAY, LEFT, RIGHT, DOWN, UP = range(5)
@@ -156,9 +157,8 @@ def test_the_scripted_robot_steers_toward_its_goal():
 @pytest.mark.parametrize("n", [4, 32])
 def test_scripted_robots_reach_their_goals_and_random_ones_do_not(n):
     scripted = fleet_metrics(make_env("fleet", 32, n_agents=n, seed=0), straight_to_goal, seed=0)
-    dice = torch.Generator().manual_seed(0)
-    random = fleet_metrics(make_env("fleet", 32, n_agents=n, seed=0),
-                           lambda obs: torch.randint(0, 5, obs.shape[:-1], generator=dice), seed=0)
+    floors = make_env("fleet", 32, n_agents=n, seed=0)
+    random = fleet_metrics(floors, random_policy(floors.spec, seed=0), seed=0)
     assert scripted["success"] > 0.95 and random["success"] < 0.1
     assert scripted["return"] > random["return"] + 0.4
     assert scripted["collisions"] > 0  # blind to the others: paths cross and it pays
@@ -184,3 +184,23 @@ def test_mappo_with_a_pooled_critic_learns_to_beat_the_scripted_robot_with_fewer
     assert learned["success"] > 0.8, learned
     assert learned["collisions"] < scripted["collisions"], (learned, scripted)
     assert learned["return"] > scripted["return"], (learned, scripted)
+
+
+def test_mappo_fleet_preset_collects_about_equal_robot_steps_at_every_size():
+    from marlpg.algos.mappo import fleet_preset
+
+    for n in (4, 12, 128):
+        cfg = MAPPOConfig(env="fleet", **fleet_preset(n, iterations=3))
+        robot_steps = cfg.num_envs * cfg.rollout_steps * n
+        assert 12_800 * 0.98 <= robot_steps <= 12_800 and cfg.iterations == 3 and not cfg.agent_id
+
+
+def test_step_seconds_times_the_steps_asked_for_and_refuses_none():
+    from marlpg.envs.reference import step_seconds
+
+    env = make_env("fleet", 2, n_agents=4, seed=0)
+    calls = []
+    policy = lambda obs: calls.append(obs.shape) or torch.zeros(obs.shape[:-1], dtype=torch.long)  # noqa: E731
+    assert step_seconds(env, 3, policy) > 0 and len(calls) == 1 + 3  # the warm-up step is not timed
+    with pytest.raises(ValueError, match="steps"):
+        step_seconds(env, 0)

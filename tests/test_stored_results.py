@@ -138,6 +138,20 @@ def test_curve_recorder_without_a_reference_leaves_the_gap_empty():
     assert last["eval_return"] == 1.5 and last["gap"] is None
 
 
+def test_curve_recorder_notes_the_first_row_at_the_target_on_unrounded_values():
+    at_target = lambda values: values.get("win") is not None and values["win"] >= 0.8  # noqa: E731
+    record = stored_results.CurveRecorder("rMAPPO", 1, None, reached=at_target, extra={"map": "3m"})
+    record({"iteration": 1, "frames": 10, "win": 0.79996})  # rounds to 0.8, but has not reached it
+    assert record.first is None and record.rows[0]["win"] == 0.8 and record.rows[0]["map"] == "3m"
+    second = record({"iteration": 2, "frames": 20, "win": 0.85})
+    record({"iteration": 3, "frames": 30, "win": 0.9})
+    assert record.first is second
+    late = stored_results.CurveRecorder("rMAPPO", 1, None, reached=at_target)
+    late({"iteration": 1, "frames": 10})
+    assert late.finish(0.0, win=0.9)["win"] == 0.9 and late.first is None  # the final evaluation does not count
+    assert late.finish(0.0, final_counts=True, win=0.9) is late.first  # unless asked
+
+
 def test_local_path_finds_any_stored_file_and_caches_downloads(tmp_path, monkeypatch):
     folder = tmp_path / "course" / "benchmarks" / "results"
     folder.mkdir(parents=True)

@@ -16,6 +16,13 @@ def test_percent_writes_a_fraction_as_a_percentage():
         verdicts.percent(float("nan"))
 
 
+def test_listing_writes_items_as_prose():
+    assert verdicts.listing([4, 32, 128]) == "4, 32 and 128"
+    assert verdicts.listing(["IPPO", "MAPPO"]) == "IPPO and MAPPO" and verdicts.listing([7]) == "7"
+    with pytest.raises(ValueError, match="at least one"):
+        verdicts.listing([])
+
+
 def test_median_rate_ignores_one_slow_iteration_and_the_first():
     # Iterations of 1,000 frames: the first takes 5 s (set-up), then 1 s, 1 s, 10 s (a neighbour's burst), 1 s.
     seconds = [5, 6, 7, 17, 18]
@@ -112,3 +119,35 @@ def test_a_difference_below_one_point_is_not_called_zero():
     close = {"a": SimpleNamespace(point=0.503, low=0.4, high=0.6), "b": SimpleNamespace(point=0.5, low=0.4, high=0.6)}
     assert "higher by less than 1 percentage point" in verdicts.interval_verdict(close, "a", "b")
     assert "higher by less than 1 percentage point" in verdicts.interval_verdict(close, "b", "a")  # the leader is named first
+
+
+def test_the_fleet_claims_verdict_turns_with_the_numbers():
+    """Chapter 09's verdict on the practical example, built from made-up summaries that flip each claim."""
+    from marlpg.book.fleets import claim_verdict
+    from marlpg.book.stats import Interval
+
+    def summary(ippo_returns, pool_returns, width=0.01):
+        runs = {}
+        for n, value in ippo_returns.items():
+            runs["IPPO", n] = {"return": Interval(value, value - width, value + width, 3)}
+        for n, value in pool_returns.items():
+            runs["MAPPO-pool", n] = {"return": Interval(value, value - width, value + width, 3)}
+        return runs
+
+    script = {4: {"return": 0.40}, 128: {"return": 0.40}}
+    best = {4: 0.5, 128: 0.5}
+    good = claim_verdict(summary({4: 0.45, 128: 0.44}, {4: 0.46, 128: 0.47}), script, best)
+    assert good["diverged"].startswith("independent learning (IPPO) did not diverge at any size")
+    assert good["best"] == "MAPPO-pool" and good["largest"] == 128
+    assert good["versus"].startswith("*MAPPO-pool* is ahead of *IPPO*")
+    assert "kept its share" in good["scaled"] and "(92%) to 128 (94%)" in good["scaled"]
+
+    bad = claim_verdict(summary({4: 0.45, 128: 0.30}, {4: 0.46, 128: 0.35}), script, best)
+    assert bad["diverged"].startswith("independent learning (IPPO) ended below the scripted robot at 128 robots")
+    assert "lost part of its share" in bad["scaled"]
+
+    level = claim_verdict(summary({4: 0.45, 128: 0.455}, {4: 0.46, 128: 0.45}, width=0.05), script, best)
+    assert "do not separate" in level["versus"]
+    assert "did not fall below the scripted robot" in level["diverged"]  # the intervals reach below the script
+    with pytest.raises(ValueError, match="IPPO"):
+        claim_verdict({("MAPPO-pool", 4): {"return": Interval(0.4, 0.3, 0.5, 3)}}, script, best)

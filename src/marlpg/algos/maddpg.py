@@ -168,16 +168,18 @@ FLEET_ENVS = ("fleet", "fleet:shared")
 FLEET_ROBOT_STEPS = 512 * 25  # robot-steps collected per iteration at every fleet size, as bench_fleet's MAPPO
 
 
-def fleet_preset(n_agents: int) -> dict:
+def fleet_preset(n_agents: int, iterations: int = 80) -> dict:
     """The fleet floor (marlpg.envs.fleet) with n robots: equal robot-steps per iteration and per update at
-    every n (512 // n floors of 25 steps; batches of about 8192 robot-transitions), 80 iterations, a replay
-    of about 400k robot-transitions, the pooled critic. Discrete actions, as the floor has."""
+    every n (512 // n floors of 25 steps, as mappo.fleet_preset; batches of about 8192 robot-transitions),
+    ``iterations`` iterations after a warm-up of 4 (or half the run, if shorter), a replay of about 400k
+    robot-transitions, the pooled critic. Discrete actions, as the floor has."""
     copies = max(1, 512 // n_agents)
     per_iteration = copies * 25
     return dict(
         n_agents=n_agents, continuous=False, critic="pooled", num_envs=copies, rollout_steps=25, horizon=25,
-        updates_per_iteration=25, total_frames=per_iteration * 80, batch_size=max(32, 8192 // n_agents),
-        buffer_size=max(per_iteration, 400_000 // n_agents), warmup_frames=per_iteration * 4, eval_episodes=16,
+        updates_per_iteration=25, total_frames=per_iteration * iterations, batch_size=max(32, 8192 // n_agents),
+        buffer_size=max(per_iteration, 400_000 // n_agents),
+        warmup_frames=per_iteration * min(4, max(1, iterations // 2)), eval_episodes=16,
     )
 
 

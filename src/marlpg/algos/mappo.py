@@ -120,6 +120,16 @@ TASK_DEFAULTS = {
 }
 
 
+def fleet_preset(n_agents: int, iterations: int = 80) -> dict:
+    """MAPPOConfig settings for the fleet floor (marlpg.envs.fleet) with n robots: equal robot-steps per
+    iteration at every n (512 // n floors of 25 steps: 12,800 robot-steps where n divides 512, a little
+    fewer elsewhere, 12,600 at n = 12), one shared actor without IDs
+    (the robots are interchangeable), ``iterations`` iterations. Chapter 09 and benchmarks/bench_fleet.py."""
+    copies = max(1, 512 // n_agents)
+    return dict(n_agents=n_agents, num_envs=copies, rollout_steps=25, total_frames=copies * 25 * iterations,
+                minibatches=4, agent_id=False, eval_episodes=16)
+
+
 def task_defaults(env: str) -> dict:
     """The settings :class:`MAPPOConfig` uses for ``env`` (``"backend:scenario"``) where it is given None."""
     backend = env.split(":", 1)[0] if isinstance(env, str) else ""

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from typing import Callable
+from typing import Callable, Mapping, TypeVar
 
 import matplotlib.pyplot as plt
 from matplotlib.animation import FuncAnimation
 
+Panel = TypeVar("Panel")
 ANIMATION_CLASS = "course-animation"
 # matplotlib's player links Font Awesome 4 from a CDN for its button icons; the book's theme ships Font Awesome
 # locally (with the old icon names), and a page must not reach the network, so the link is dropped.
@@ -53,3 +54,21 @@ def animate(fig, draw: Callable[[int], object], steps: int, **options):
     from IPython.display import HTML
 
     return HTML(animation_html(fig, draw, steps, **options))
+
+
+def side_by_side(panels: Mapping[str, Panel], draw_panel: Callable[[object, str, Panel, int], object], steps: int, *,
+                 width: float = 6.8, title_room: float = 0.5, **options):
+    """Recorded episodes (name -> recording, e.g. a trained and a random team from the same start) side by side
+    as one animation: ``draw_panel(ax, name, recording, t)`` draws one panel at step ``t``. ``options`` go to
+    :func:`animation_html` (``caption``, ``interval_ms``, ``dpi``)."""
+    if not panels:
+        raise ValueError("side_by_side needs at least one recorded episode to show")
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, width / len(panels) + title_room), squeeze=False)
+
+    def draw(t: int) -> None:
+        for ax, (name, recording) in zip(axes[0], panels.items()):
+            draw_panel(ax, name, recording, t)
+
+    draw(0)
+    fig.tight_layout()
+    return animate(fig, draw, steps, **options)

@@ -107,26 +107,19 @@ def _draw_step(battle: Battle, t: int, ax) -> None:
 def battles_animation(battles: dict[str, Battle], *, caption: str = "", width: float = 6.8):
     """Recorded battles (name -> :class:`Battle`, e.g. a trained and a random team from the same start) side by
     side as one animation that plays in the static book; a battle that ended sooner holds its last picture."""
-    import matplotlib.pyplot as plt
-
-    from marlpg.book.animation import animate
+    from marlpg.book.animation import side_by_side
 
     if not battles:
         raise ValueError("battles must name at least one recorded Battle")
-    fig, axes = plt.subplots(1, len(battles), figsize=(width, width / len(battles) + 0.5), squeeze=False)
-    steps = max(battle.steps for battle in battles.values())
 
-    def draw(t: int) -> None:
-        for ax, (name, battle) in zip(axes[0], battles.items()):
-            ax.clear()
-            shown = min(t, battle.steps - 1)
-            plot_battle(battle, [shown], [ax])
-            ending = "" if shown < battle.steps - 1 or battle.won is None else (", won" if battle.won else ", lost")
-            ax.set_title(f"{name}, step {shown}{ending}", fontsize=10)
+    def draw(ax, name: str, battle: Battle, t: int) -> None:
+        ax.clear()
+        shown = min(t, battle.steps - 1)
+        plot_battle(battle, [shown], [ax])
+        ending = "" if shown < battle.steps - 1 or battle.won is None else (", won" if battle.won else ", lost")
+        ax.set_title(f"{name}, step {shown}{ending}", fontsize=10)
 
-    draw(0)
-    fig.tight_layout()
-    return animate(fig, draw, steps, caption=caption)
+    return side_by_side(battles, draw, max(battle.steps for battle in battles.values()), width=width, caption=caption)
 
 
 def random_team(seed: int = 0) -> Callable:

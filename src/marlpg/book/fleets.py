@@ -1,12 +1,17 @@
-"""Pictures of the fleet floor (chapter 09): one copy's robots, their goals and their collisions, step by step."""
+"""Chapter 09's helpers: pictures of the fleet floor (one copy's robots, their goals and their collisions, step by
+step) and the verdict on the practical example's claims, written from the stored runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
+from marlpg.book.stats import Interval
+from marlpg.book.verdicts import interval_verdict, listing
 from marlpg.envs.fleet import RADIUS, FleetNavigation
+
+CENTRALIZED = ("MAPPO", "MAPPO-pool", "MAPPO-attn")
 
 ROBOT_COLOR, COLLIDING_COLOR, GOAL_COLOR = "#2471a3", "#c0392b", "#7f8c8d"
 
@@ -76,3 +81,47 @@ def draw_fleet(ax, episode: FleetEpisode, t: int, title: str = "", trail: int = 
     colors = [COLLIDING_COLOR if hit else ROBOT_COLOR for hit in episode.colliding[t].tolist()]
     ax.scatter(now[:, 0], now[:, 1], s=diameter ** 2, c=colors, zorder=3)
     ax.set_title(f"{title}{', ' if title else ''}step {t}", fontsize=10)
+
+
+def share_of_best(interval: Interval, best: float) -> Interval:
+    """An interval of return per robot as shares of the best return ``best`` (the mean start distance)."""
+    return Interval(interval.point / best, interval.low / best, interval.high / best, interval.runs, interval.confidence)
+
+
+def claim_verdict(summary: Mapping, script: Mapping, best_return: Mapping[int, float]) -> dict:
+    """The example's two claims, read from one reward's runs; every sentence follows the numbers.
+
+    ``summary[(method, n)]["return"]`` is an :class:`Interval` of return per robot over seeds (methods ``IPPO``
+    and any of ``CENTRALIZED``), ``script[n]["return"]`` the scripted robot's, ``best_return[n]`` the best return
+    per robot at ``n``. Returns the sentences ``diverged`` (did independent learning fall below the script),
+    ``versus`` (the best centralized critic against IPPO at the largest fleet, with Markdown emphasis) and
+    ``scaled`` (did the best critic keep its share of the best return as the fleet grew), and ``best`` and
+    ``largest``.
+    """
+    largest = max(n for (_, n) in summary)
+    sizes = sorted(n for (m, n) in summary if m == "IPPO")
+    critics = [m for m in CENTRALIZED if (m, largest) in summary]
+    if not sizes or not critics:
+        raise ValueError(f"the summary needs IPPO and one of {CENTRALIZED} at {largest} robots; it has {sorted(summary)}")
+    best = max(critics, key=lambda m: summary[m, largest]["return"].point)
+    share = lambda m, n: share_of_best(summary[m, n]["return"], best_return[n])  # noqa: E731
+    ippo = {n: summary["IPPO", n]["return"] for n in sizes}
+    below = [n for n in sizes if ippo[n].high < script[n]["return"]]
+    above = [n for n in sizes if ippo[n].low > script[n]["return"]]
+    shares = [share("IPPO", n).point for n in sizes]
+    spread = f"its return per robot stayed between {min(shares):.0%} and {max(shares):.0%} of the best"
+    if below:
+        diverged = (f"independent learning (IPPO) ended below the scripted robot at {listing(below)} "
+                    f"robots ({spread})")
+    elif len(above) == len(sizes):
+        diverged = f"independent learning (IPPO) did not diverge at any size: {spread}, above the scripted robot everywhere"
+    else:
+        diverged = f"independent learning (IPPO) did not fall below the scripted robot at any size ({spread})"
+    versus = interval_verdict({m: share(m, largest) for m in (best, "IPPO")}, best, "IPPO",
+                              what="IQM share of the best return")
+    smallest = min(n for (m, n) in summary if m == best)
+    kept_share = {n: share(best, n).point for n in (smallest, largest)}
+    kept = "kept" if kept_share[largest] - kept_share[smallest] > -0.05 else "lost part of"
+    scaled = (f"the shared actor with the {best} critic {kept} its share of the best return from {smallest} robots "
+              f"({kept_share[smallest]:.0%}) to {largest} ({kept_share[largest]:.0%})")
+    return {"diverged": diverged, "versus": versus, "scaled": scaled, "best": best, "largest": largest}

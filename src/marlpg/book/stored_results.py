@@ -18,7 +18,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -66,31 +66,44 @@ def _rounded(value):
 class CurveRecorder:
     """A training run's ``on_iteration`` hook that keeps its rows for a stored file (``CURVE_FIELDS``).
 
-    Each kept row adds the method, the seed, this process's CPU seconds since the recorder was made,
-    and the share of the gap that an evaluation closed (None on rows without one, and on every row of a task
-    without a ``reference``); floats are rounded.
+    Each kept row adds the method, the seed, ``extra`` (e.g. the map), this process's CPU seconds since the
+    recorder was made, and the share of the gap that an evaluation closed (None on rows without one, and on
+    every row of a task without a ``reference``); floats are rounded. With ``reached`` (a test of a row's unrounded
+    values, e.g. an evaluation at the benchmark's target), ``first`` is the first kept row that passed it (else None).
     """
 
-    def __init__(self, method: str, seed: int, reference: tuple[float, float] | None):
+    def __init__(self, method: str, seed: int, reference: tuple[float, float] | None, *,
+                 reached: Callable[[dict], bool] | None = None, extra: dict | None = None):
         self.method, self.seed, self.reference = method, seed, reference
+        self.reached, self.extra = reached, dict(extra or {})
         self.rows: list[dict] = []
+        self.first: dict | None = None
         self._cpu_start = time.process_time()
 
     def __call__(self, row: dict) -> dict:
         kept = {"method": self.method, "seed": self.seed, **{key: _rounded(value) for key, value in row.items()},
-                "cpu_seconds": round(time.process_time() - self._cpu_start, 2), "gap": None}
+                "cpu_seconds": round(time.process_time() - self._cpu_start, 2), "gap": None, **self.extra}
         if "eval_return" in row and self.reference is not None:
             kept["gap"] = _rounded(gap_closed(row["eval_return"], self.reference))
         self.rows.append(kept)
+        self._check(kept, {**kept, **row})  # tested on the unrounded values
         return kept
 
-    def finish(self, eval_return: float) -> dict:
-        """Give the last row the run's final evaluation (on the same episodes as the others) if it has none."""
+    def finish(self, eval_return: float, *, final_counts: bool = False, **fields) -> dict:
+        """Give the last row the run's final evaluation (on the same episodes as the others) if it has none, and
+        ``fields``; with ``final_counts`` that evaluation may be the first to pass ``reached``."""
         last = self.rows[-1]
         if last.get("eval_return") is None:
             gap = None if self.reference is None else _rounded(gap_closed(eval_return, self.reference))
             last.update(eval_return=_rounded(eval_return), gap=gap)
+        last.update({key: _rounded(value) for key, value in fields.items()})
+        if final_counts:
+            self._check(last, {**last, "eval_return": eval_return, **fields})
         return last
+
+    def _check(self, kept: dict, values: dict) -> None:
+        if self.first is None and self.reached is not None and self.reached(values):
+            self.first = kept
 
 
 def last_at(curve: list[dict], column: str, limit: float) -> dict | None:

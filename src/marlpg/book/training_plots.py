@@ -411,7 +411,7 @@ def draw_episode_step(episode: Episode, t: int, ax, copy: int = 0, *, title: str
 def episodes_animation(episodes: dict[str, Episode], copy: int = 0, *, caption: str = "", width: float = 6.8):
     """The recorded ``episodes`` (name -> :class:`Episode`, e.g. a trained and a random policy from the same
     start) side by side as one animation that plays in the static book (:func:`marlpg.book.animation.animate`)."""
-    from marlpg.book.animation import animate
+    from marlpg.book.animation import side_by_side
 
     if not episodes:
         raise ValueError("episodes must name at least one recorded Episode")
@@ -419,12 +419,5 @@ def episodes_animation(episodes: dict[str, Episode], copy: int = 0, *, caption: 
     if len(steps) != 1:
         raise ValueError(f"the episodes must have the same number of steps to play together; got {sorted(steps)}")
     limit = max(float(e.agents[:, copy].abs().max()) for e in episodes.values()) + 0.25
-    fig, axes = plt.subplots(1, len(episodes), figsize=(width, width / len(episodes) + 0.5), squeeze=False)
-
-    def draw(t: int) -> None:
-        for ax, (name, episode) in zip(axes[0], episodes.items()):
-            draw_episode_step(episode, t, ax, copy, title=name, limit=limit)
-
-    draw(0)
-    fig.tight_layout()
-    return animate(fig, draw, steps.pop(), caption=caption)
+    draw = lambda ax, name, episode, t: draw_episode_step(episode, t, ax, copy, title=name, limit=limit)  # noqa: E731
+    return side_by_side(episodes, draw, steps.pop(), width=width, caption=caption)

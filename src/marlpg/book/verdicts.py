@@ -27,6 +27,14 @@ def _finite(name: str, value) -> float:
     return value
 
 
+def listing(items) -> str:
+    """``[4, 32, 128]`` -> ``"4, 32 and 128"``: items in prose."""
+    words = [str(item) for item in items]
+    if not words:
+        raise ValueError("listing needs at least one item")
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def percent(fraction, digits: int = 0) -> str:
     """``0.3614`` -> ``"36%"``: a share (gap closed, a change) written as a percentage."""
     return f"{100 * _finite('fraction', fraction):.{digits}f}%"

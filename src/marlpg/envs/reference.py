@@ -36,6 +36,7 @@ import argparse
 import functools
 import itertools
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -214,6 +215,20 @@ def evaluate_policy(env: BatchedEnv, policy: Policy, episodes: int, seed: int | 
                 break
         obs = step.obs
     return float(sum(finished[:episodes]) / episodes)
+
+
+def step_seconds(env: BatchedEnv, steps: int, policy: Policy | None = None) -> float:
+    """Wall seconds per batched step (every copy, every agent) under ``policy`` (default: random actions,
+    seed 0), after one warm-up step that is not timed (first-call costs: compilation, allocation)."""
+    if steps < 1:
+        raise ValueError(f"steps must be a positive integer; got {steps!r}")
+    policy = policy or random_policy(env.spec, seed=0)
+    obs = env.reset(seed=0).obs
+    obs = env.step(policy(obs)).obs
+    began = time.perf_counter()
+    for _ in range(steps):
+        obs = env.step(policy(obs)).obs
+    return (time.perf_counter() - began) / steps
 
 
 class Reference(NamedTuple):
