@@ -19,11 +19,13 @@
 
     python benchmarks/bench_rware.py            # speed and iteration share (a few minutes)
     python benchmarks/bench_rware.py --learn --seeds 3 --frames 200000
+    python benchmarks/bench_rware.py --learn --seeds 3 --frames 2000000 --ray --csv benchmarks/results/rware_tiny_2ag.csv
     python benchmarks/bench_rware.py --quick    # a smoke run
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -168,29 +170,46 @@ def random_return(num_envs: int, seed: int) -> float:
     return torch.stack([env.step(a).reward for a in actions]).sum(0).mean().item()
 
 
-def learning(seeds: int, frames: int, num_envs: int, episodes: int) -> None:
+LEARN_FIELDS = ["method", "seed", "frames", "seconds", "fps", "eval_return", "last_training_return"]
+
+
+def learning_config(frames: int, num_envs: int, episodes: int, ippo: bool) -> MAPPOConfig:
+    return MAPPOConfig(env="rware:rware-tiny-2ag-v2", horizon=500, n_agents=2, total_frames=frames, num_envs=num_envs,
+                       rollout_steps=100, eval_episodes=episodes, ippo=ippo, lr=5e-4, entropy_coef=0.01)
+
+
+def learning(seeds: int, frames: int, num_envs: int, episodes: int, *, ray: bool = False, address: str | None = None,
+             csv: str | None = None) -> list[dict]:
+    """MAPPO and IPPO over ``seeds`` seeds, each seed a run of its own (one Ray task per seed with ``ray``)."""
+    from marlpg.algos import mappo
+    from marlpg.book import stored_results
+    from marlpg.book.stats import iqm_interval
+    from marlpg.scale.jobs import train_seeds
+
     randoms = [random_return(episodes, 10_000 + seed) for seed in range(seeds)]
     print(f"uniform random policy: {statistics.mean(randoms):.3f} deliveries per robot per episode "
           f"({seeds} x {episodes} episodes)", flush=True)
-    print(f"MAPPO vs IPPO on rware-tiny-2ag-v2 (shared actor, 500-step episodes), {frames:,} frames per run, {seeds} seeds; "
-          "return = deliveries per robot in a 500-step deterministic episode", flush=True)
-    finals: dict[str, list[float]] = {"MAPPO": [], "IPPO": []}
-    for seed in range(seeds):
-        for name, ippo in (("MAPPO", False), ("IPPO", True)):
-            cfg = MAPPOConfig(env="rware:rware-tiny-2ag-v2", horizon=500, n_agents=2, seed=seed, total_frames=frames,
-                              num_envs=num_envs, rollout_steps=100, eval_episodes=episodes, ippo=ippo, lr=5e-4,
-                              entropy_coef=0.01)
-            result = train(cfg, progress=False, with_reference=False)
+    print(f"MAPPO vs IPPO on rware-tiny-2ag-v2 (shared actor, 500-step episodes), {frames:,} frames per run, {seeds} seeds"
+          f"{' as Ray tasks' if ray else ''}; return = deliveries per robot in a 500-step deterministic episode", flush=True)
+    about = stored_results.provenance(env="rware:rware-tiny-2ag-v2", random_return=f"{statistics.mean(randoms):.4f}")
+    rows = []
+    for name, ippo in (("MAPPO", False), ("IPPO", True)):
+        results = train_seeds(mappo, learning_config(frames, num_envs, episodes, ippo), range(seeds), ray=ray,
+                              address=address)
+        for seed, result in enumerate(results):
             train_returns = [row["return"] for row in result.curve if row["return"] == row["return"]]
-            last = statistics.mean(train_returns[-5:]) if train_returns else float("nan")
-            finals[name].append(result.eval_return)
-            print(f"  {name} seed {seed}: eval {result.eval_return:.3f}, last training episodes {last:.3f}, "
-                  f"{result.seconds / 60:.1f} min, {result.frames / result.seconds:.0f} frames/s", flush=True)
-    for name, values in finals.items():
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        print(f"{name}: eval return {statistics.mean(values):.3f} +- {spread:.3f} (mean +- std over {len(values)} seeds)")
-    mappo, ippo = statistics.mean(finals["MAPPO"]), statistics.mean(finals["IPPO"])
-    print(f"MAPPO / IPPO eval return: {mappo / ippo:.2f}x" if ippo > 0 else "IPPO delivered nothing: no ratio")
+            rows.append({"method": name, "seed": seed, "frames": result.frames, "seconds": round(result.seconds, 1),
+                         "fps": round(result.frames / result.seconds), "eval_return": round(result.eval_return, 4),
+                         "last_training_return": round(statistics.mean(train_returns[-5:]), 4) if train_returns else ""})
+            print(f"  {name} seed {seed}: eval {result.eval_return:.3f}, last training episodes "
+                  f"{rows[-1]['last_training_return']}, {result.seconds / 60:.1f} min, {rows[-1]['fps']} frames/s", flush=True)
+        if csv:  # written after each method, so that an interrupted benchmark keeps what it measured
+            about["load_at_end"] = f"{os.getloadavg()[0]:.2f}"
+            stored_results.write(csv, rows, LEARN_FIELDS, about)
+    for name in ("MAPPO", "IPPO"):
+        finals = [r["eval_return"] for r in rows if r["method"] == name]
+        print(f"{name}: eval return {iqm_interval(finals).format('.3f')}")
+    return rows
 
 
 def main(argv=None) -> None:
@@ -202,11 +221,16 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--frames", type=int, default=200_000)
     parser.add_argument("--num-envs", type=int, default=16)
+    parser.add_argument("--ray", action="store_true", help="--learn: one Ray task per seed (a local Ray, or --address)")
+    parser.add_argument("--address", help="--learn --ray: the address of a running Ray cluster (default: start a local one)")
+    parser.add_argument("--csv", help="--learn: write one row per run to this file (e.g. benchmarks/results/rware_tiny_2ag.csv)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.learn:
-        learning(args.seeds, args.frames, args.num_envs, episodes=16)
+        learning(args.seeds, args.frames, args.num_envs, episodes=16, ray=args.ray, address=args.address, csv=args.csv)
         return
+    if args.quick:
+        learning(1, 400, 2, episodes=2)
     copies, steps, rounds, iterations, rollout = ((1, 2), 8, 1, 1, 5) if args.quick else ((1, 4, 16), args.steps, args.rounds, 3, 25)
     speed_table(copies, steps, rounds)
     print("share of a MAPPO iteration (collect + update, one thread)")
