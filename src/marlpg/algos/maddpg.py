@@ -165,7 +165,6 @@ PRESETS = {
 
 
 FLEET_ENVS = ("fleet", "fleet:shared")
-FLEET_ROBOT_STEPS = 512 * 25  # robot-steps collected per iteration at every fleet size, as bench_fleet's MAPPO
 
 
 def fleet_preset(n_agents: int, iterations: int = 80) -> dict:
