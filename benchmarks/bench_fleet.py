@@ -29,8 +29,8 @@ Per size and method: the interquartile mean over seeds with its 95% stratified b
 ``--maddpg`` compares the example's "MADDPG-style" training with MAPPO, both with the pooled critic
 (``marlpg.algos.maddpg``, ``critic="pooled"``; its fleet settings are ``maddpg.fleet_preset``). Per size and
 seed it trains MAPPO-pool and MADDPG-pool for the same robot-steps (equal frames), then MAPPO-pool again for as
-many iterations as fit in the CPU seconds MADDPG used (equal time; CPU time, one thread per run, so that the
-match does not depend on the machine's load).
+many iterations as fit in the CPU seconds MADDPG used (equal time: equal CPU seconds of the process, counted
+with ``time.process_time``, so that the match does not depend on the machine's load).
 
 With ``--reward shared`` every robot is paid the fleet's mean reward, the credit-assignment problem of a team
 reward: a robot's own progress is 1/n of its signal.
@@ -86,7 +86,7 @@ def run(n: int, method: str, seed: int, iterations: int, env: str = "fleet") -> 
     cfg = config(n, method, seed, iterations, env)
     cpu = time.process_time()
     result = train(cfg, progress=False, with_reference=False)
-    return measured(n, method, seed, env, result, time.process_time() - cpu, result.model.act_deterministic)
+    return measured(n, method, seed, env, result, time.process_time() - cpu)
 
 
 def maddpg_run(n: int, seed: int, iterations: int, env: str = "fleet") -> dict:
@@ -94,7 +94,7 @@ def maddpg_run(n: int, seed: int, iterations: int, env: str = "fleet") -> dict:
     cfg = maddpg.MADDPGConfig(env=env, seed=seed, **maddpg.fleet_preset(n, iterations))
     cpu = time.process_time()
     result = maddpg.train(cfg, progress=False, with_reference=False)
-    return measured(n, "MADDPG-pool", seed, env, result, time.process_time() - cpu, result.model.act_deterministic)
+    return measured(n, "MADDPG-pool", seed, env, result, time.process_time() - cpu)
 
 
 def maddpg_comparison(n: int, seed: int, iterations: int, env: str = "fleet") -> list[dict]:
@@ -105,9 +105,10 @@ def maddpg_comparison(n: int, seed: int, iterations: int, env: str = "fleet") ->
     return [mappo_row, maddpg_row, equal_time]
 
 
-def measured(n: int, method: str, seed: int, env: str, result, cpu_seconds: float, act) -> dict:
+def measured(n: int, method: str, seed: int, env: str, result, cpu_seconds: float) -> dict:
+    """The trained deterministic policy's fleet metrics on the evaluation floors, beside the run's cost."""
     floors = make_env(env, EVAL_FLOORS, n_agents=n, seed=EVAL_SEED)
-    metrics = fleet_metrics(floors, act, EVAL_SEED)
+    metrics = fleet_metrics(floors, result.model.act_deterministic, EVAL_SEED)
     return {"n": n, "method": method, "seed": seed, "iterations": len(result.curve), "frames": result.frames,
             "robot_steps": result.frames * n, "seconds": round(result.seconds, 1),
             "cpu_seconds": round(cpu_seconds, 1), **{k: round(v, 4) for k, v in metrics.items()}}
