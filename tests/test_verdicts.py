@@ -151,3 +151,17 @@ def test_the_fleet_claims_verdict_turns_with_the_numbers():
     assert "did not fall below the scripted robot" in level["diverged"]  # the intervals reach below the script
     with pytest.raises(ValueError, match="IPPO"):
         claim_verdict({("MAPPO-pool", 4): {"return": Interval(0.4, 0.3, 0.5, 3)}}, script, best)
+
+
+def test_interval_verdict_writes_small_differences_with_the_digits_asked_for():
+    from marlpg.book.stats import Interval
+
+    runs = {"MAPPO": Interval(0.34, 0.30, 0.38, 3), "IPPO": Interval(0.12, 0.10, 0.15, 3)}
+    text = verdicts.interval_verdict(runs, "MAPPO", "IPPO", scale=1, unit=" deliveries", digits=2, what="IQM return")
+    assert text == ("*MAPPO* is ahead of *IPPO*: its IQM return is higher by 0.22 deliveries and its 95% interval "
+                    "lies above *IPPO*'s")
+    tiny = {"a": Interval(0.121, 0.0, 1.0, 3), "b": Interval(0.12, 0.0, 1.0, 3)}
+    assert "higher by less than 0.01 deliveries" in verdicts.interval_verdict(tiny, "a", "b", scale=1,
+                                                                              unit=" deliveries", digits=2)
+    with pytest.raises(ValueError, match="digits must be a whole number"):
+        verdicts.interval_verdict(runs, "MAPPO", "IPPO", digits=-1)

@@ -99,23 +99,26 @@ def seeds_verdict(scores: Mapping[str, Sequence[float]], a: str, b: str, *, tole
 
 
 def interval_verdict(intervals: Mapping, a: str, b: str, *, scale: float = 100.0, unit: str = " percentage points",
-                     what: str = "IQM") -> str:
+                     what: str = "IQM", digits: int = 0) -> str:
     """Who of ``a`` and ``b`` is ahead by ``intervals[name].point`` and whether their intervals overlap.
 
     ``intervals`` maps a name to a ``marlpg.book.stats.Interval`` (an IQM over seeds with its bootstrap
-    interval); the difference is written times ``scale`` in ``unit``.
+    interval); the difference is written times ``scale`` in ``unit``, with ``digits`` decimals.
     """
     for name in (a, b):
         if name not in intervals:
             raise ValueError(f"intervals must hold {name!r}; they hold {sorted(intervals)}")
+    if not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be a whole number of decimals, 0 or more; got {digits!r}")
     x, y = intervals[a], intervals[b]
     difference = scale * (_finite(a, x.point) - _finite(b, y.point))
     hi, lo = (a, b) if difference > 0 else (b, a)
-    by = f"{abs(difference):.0f}{unit}"
+    by = f"{abs(difference):.{digits}f}{unit}"
+    smallest = f"{10 ** -digits:.{digits}f}"
     if by == f"1{unit}" and unit.endswith("points"):
         by = by[:-1]  # "1 percentage point"
-    elif by == f"0{unit}" and difference != 0:
-        by = f"less than 1{unit[:-1] if unit.endswith('points') else unit}"  # not "higher by 0"
+    elif float(f"{abs(difference):.{digits}f}") == 0 and difference != 0:  # not "higher by 0"
+        by = f"less than {smallest}{unit[:-1] if unit.endswith('points') and digits == 0 else unit}"
     if x.low > y.high or y.low > x.high:
         return f"*{hi}* is ahead of *{lo}*: its {what} is higher by {by} and its 95% interval lies above *{lo}*'s"
     if difference == 0:
