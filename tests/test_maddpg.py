@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from marlpg.algos import maddpg
 from marlpg.core.replay import ReplayBuffer
 from marlpg.envs import EnvSpec
 from marlpg.algos.maddpg import (
@@ -338,3 +339,75 @@ def test_initial_action_sets_where_the_actors_start():
         MADDPGConfig(initial_action=1.0)
     with pytest.raises(ValueError, match="initial_action"):
         MADDPGConfig(continuous=False, initial_action=0.1)
+
+
+@pytest.mark.parametrize("n", [3, 4, 7, 12, 128, 600])
+def test_fleet_preset_keeps_mappos_robot_steps_and_the_robot_transitions_per_update(n):
+    from marlpg.algos import mappo
+
+    preset, same_floors = maddpg.fleet_preset(n), mappo.fleet_preset(n)
+    for key in ("n_agents", "num_envs", "rollout_steps", "total_frames"):
+        assert preset[key] == same_floors[key], key
+    per_iteration = preset["num_envs"] * preset["rollout_steps"]
+    assert preset["batch_size"] == max(32, 8192 // n)  # about 8192 robot-transitions, never under 32 rows
+    assert 8192 - n < preset["batch_size"] * n <= 8192 or preset["batch_size"] == 32
+    assert preset["buffer_size"] == max(per_iteration, 400_000 // n)
+    assert preset["warmup_frames"] == 4 * per_iteration
+    assert (preset["updates_per_iteration"], preset["critic"], preset["continuous"], preset["horizon"],
+            preset["eval_episodes"]) == (25, "pooled", False, 25, 16)
+    maddpg.MADDPGConfig(env="fleet", **preset)  # a valid configuration
+
+
+@pytest.mark.parametrize("iterations, warmup_iterations", [(80, 4), (8, 4), (7, 3), (3, 1), (1, 1)])
+def test_fleet_preset_warms_up_for_at_most_half_the_run(iterations, warmup_iterations):
+    preset = maddpg.fleet_preset(32, iterations)
+    per_iteration = preset["num_envs"] * preset["rollout_steps"]
+    assert preset["total_frames"] == iterations * per_iteration
+    assert preset["warmup_frames"] == warmup_iterations * per_iteration
+
+
+def test_for_env_takes_the_tasks_preset_and_the_overrides_on_top():
+    fleet = maddpg.MADDPGConfig.for_env("fleet:shared", n_agents=12, actor_lr=1e-4)
+    assert (fleet.env, fleet.n_agents, fleet.num_envs, fleet.batch_size, fleet.actor_lr) == ("fleet:shared", 12, 42, 682, 1e-4)
+    assert maddpg.MADDPGConfig.for_env("fleet").num_envs == 128  # 4 robots unless told
+    pricing = maddpg.MADDPGConfig.for_env("pricing", total_frames=640)
+    assert (pricing.horizon, pricing.batch_size, pricing.total_frames) == (1, 256, 640)
+    plain = maddpg.MADDPGConfig.for_env("vmas:simple_spread")
+    assert plain == maddpg.MADDPGConfig(env="vmas:simple_spread")
+
+
+@pytest.mark.parametrize("edge", [
+    dict(gamma=0.0), dict(gamma=1.0), dict(tau=1.0), dict(noise_decay=1.0), dict(noise_end=0.0),
+    dict(noise_start=0.3, noise_end=0.3), dict(logit_reg=0.0), dict(warmup_frames=0), dict(eval_every=0),
+    dict(num_envs=4, rollout_steps=2, buffer_size=8), dict(initial_action=-0.99), dict(initial_action=0.99),
+    dict(env="pricing", continuous=True, n_agents=2, horizon=1),
+])
+def test_config_accepts_every_edge_of_its_ranges(edge):
+    MADDPGConfig(**edge)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(gamma=-0.01), "gamma must lie in [0, 1]; got -0.01"),
+    (dict(gamma=1.01), "gamma must lie in [0, 1]; got 1.01"),
+    (dict(tau=0.0), "tau must lie in (0, 1]; got 0.0"),
+    (dict(noise_decay=1.5), "noise_decay must lie in (0, 1]; got 1.5"),
+    (dict(logit_reg=-0.001), "logit_reg must be non-negative; got -0.001"),
+    (dict(gumbel_temperature=0.0), "gumbel_temperature must be positive; got 0.0"),
+    (dict(noise_end=-0.01), "need 0 <= noise_end <= noise_start; got -0.01, 0.5"),
+    (dict(noise_start=0.2, noise_end=0.3), "need 0 <= noise_end <= noise_start; got 0.3, 0.2"),
+    (dict(warmup_frames=-1), "warmup_frames must be a non-negative integer; got -1"),
+    (dict(eval_every=True), "eval_every must be a non-negative integer; got True"),
+    (dict(warmup_frames=2.5), "warmup_frames must be a non-negative integer; got 2.5"),
+    (dict(num_envs=4, rollout_steps=2, buffer_size=7), "buffer_size=7 cannot hold one iteration (8 transitions)"),
+    (dict(initial_action=-1.0), "initial_action needs continuous actions and a value in (-1, 1); got -1.0"),
+    (dict(initial_action=1.0), "initial_action needs continuous actions and a value in (-1, 1); got 1.0"),
+    (dict(initial_action=0.5, continuous=False), "initial_action needs continuous actions and a value in (-1, 1); got 0.5"),
+    (dict(critic="mean"), "critic must be one of 'concat', 'pooled'; got 'mean'"),
+    (dict(critic="pooled", share=False),
+     "critic='pooled' is one shared critic over every agent; it needs iddpg=False and share=True"),
+    (dict(env="pricing", continuous=False), "the pricing game has continuous prices only; got continuous=False"),
+])
+def test_config_errors_name_the_value_and_the_range(flags, message):
+    with pytest.raises(ValueError) as error:
+        MADDPGConfig(**flags)
+    assert str(error.value) == message

@@ -575,7 +575,7 @@ def test_maddpg_store_keeps_the_state_a_truncated_step_reached_and_marks_only_te
     maddpg.store(buffer, obs, state, actions, env.step(actions))
     assert buffer.storage["done"][4:6].tolist() == [1.0, 1.0]
     gone = Transition(obs, state, torch.zeros(2, 2), torch.zeros(2, dtype=torch.bool), alive=torch.tensor([[True, False]] * 2))
-    with pytest.raises(ValueError, match="agents that leave"):
+    with pytest.raises(ValueError, match="^MADDPG needs every agent in every episode to the end; this environment has agents that leave$"):
         maddpg.store(buffer, obs, state, actions, gone)
 
 
@@ -643,3 +643,77 @@ def test_mappo_training_applies_the_schedule_every_iteration():
     assert [row["lr"] for row in result.curve] == pytest.approx([0.003, 0.002, 0.001])
     optimizer = mappo.make_optimizers(result.model, cfg)[0]  # a fresh optimizer starts at lr again
     assert optimizer.param_groups[0]["lr"] == 0.003
+
+
+@pytest.mark.parametrize("critic", ["concat", "pooled"])
+def test_maddpg_actor_loss_asks_each_critic_about_its_own_action_among_the_buffers_others(critic):
+    model, cfg, optimizers = _maddpg(critic=critic)
+    batch = _batch(model)
+    optimizers = (optimizers[0], torch.optim.SGD(model.critic.parameters(), lr=0.0))  # the critic stays as it is
+    with torch.no_grad():
+        own = model.mu(batch["obs"])  # continuous: the actor's action itself, no sampling
+        expected = -model.q(batch["state"], batch["obs"], batch["actions"], own).mean().item()
+        everyone_current = -model.q(batch["state"], batch["obs"], own).mean().item()
+    assert expected != pytest.approx(everyone_current, abs=1e-4)  # the check below can tell the two apart
+    _, actor_loss = maddpg.update(model, batch, optimizers, cfg)
+    assert actor_loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_maddpg_deterministic_discrete_actions_are_float_one_hots_over_every_action():
+    model, _, _ = _maddpg(discrete=True)
+    for net in model.actor.nets:
+        _skew(net, [5.0, 0.0, 0.0])  # every agent's greedy action is the first one
+    actions = model.mu(torch.zeros(4, 2, 3))
+    assert actions.dtype == torch.float32 and actions.shape == (4, 2, 3)
+    assert torch.equal(actions, torch.tensor([1.0, 0.0, 0.0]).expand(4, 2, 3))
+    assert torch.equal(model.act_deterministic(torch.zeros(4, 2, 3)), torch.zeros(4, 2, dtype=torch.long))
+
+
+def test_maddpg_continuous_actions_reach_the_environment_unchanged():
+    model, _, _ = _maddpg()
+    actions = torch.tensor([[[0.5, -0.25], [1.0, 0.0]]])
+    assert torch.equal(model.env_actions(actions), actions)
+
+
+def test_maddpg_gumbel_temperature_reaches_every_sample(monkeypatch):
+    model, _, _ = _maddpg(discrete=True, gumbel_temperature=0.37)
+    temperatures = []
+    real = maddpg.F.gumbel_softmax
+
+    def spy(logits, tau=1.0, hard=False, **kwargs):
+        temperatures.append(tau)
+        return real(logits, tau=tau, hard=hard, **kwargs)
+
+    monkeypatch.setattr(maddpg.F, "gumbel_softmax", spy)
+    obs = torch.zeros(4, 2, 3)
+    model.actions_and_outputs(obs), model.target_actions(obs), model.explore(obs, 0.1)
+    assert temperatures == [0.37, 0.37, 0.37]
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_maddpg_networks_are_relu_mlps_shared_or_per_agent_with_frozen_targets(share):
+    model, _, _ = _maddpg(share=share)
+    for net in (model.actor, model.critic, model.target_actor, model.target_critic):
+        assert len(net.nets) == (1 if share else 2)
+        hidden = [layer for layer in net.nets[0] if not isinstance(layer, nn.Linear)]
+        assert hidden and all(isinstance(layer, nn.ReLU) for layer in hidden)
+    fresh = maddpg.MADDPG(model.spec, model.cfg)  # orthogonal output layers: gain 0.01 for the actor, 1 for the critic
+    actor_out, critic_out = fresh.actor.nets[0][-1].weight, fresh.critic.nets[0][-1].weight
+    assert torch.linalg.matrix_norm(actor_out, ord=2).item() == pytest.approx(0.01, rel=1e-4)
+    assert torch.linalg.matrix_norm(critic_out, ord=2).item() == pytest.approx(1.0, rel=1e-4)
+    assert not any(p.requires_grad for p in [*model.target_actor.parameters(), *model.target_critic.parameters()])
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_maddpg_random_actions_cover_the_action_space_in_critic_format(discrete):
+    model, _, _ = _maddpg(discrete=discrete)
+    torch.manual_seed(0)
+    actions = model.random_actions(4000, torch.device("cpu"))
+    assert actions.shape == (4000, 2, model.action_dim) and actions.dtype == torch.float32
+    if discrete:
+        assert torch.all(actions.sum(-1) == 1) and torch.all((actions == 0) | (actions == 1))
+        share = actions.mean((0, 1))
+        assert torch.allclose(share, torch.full((3,), 1 / 3), atol=0.02)
+    else:
+        assert actions.min() >= -1 and actions.max() <= 1
+        assert actions.mean().abs() < 0.03 and actions.min() < -0.99 and actions.max() > 0.99  # uniform on [-1, 1]
