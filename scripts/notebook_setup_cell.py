@@ -57,6 +57,9 @@ if missing:
         site.addsitedir(site.getusersitepackages())
     importlib.invalidate_caches()
 
+import os
+
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # before torch loads: see marlpg.core.threads
 import torch
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
