@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-length", type=int, help="steps per training chunk with --recurrent (default 10)")
     parser.add_argument("--horizon", type=int, help="steps per episode (default: the task's; 25 for the particle tasks, 100 for SMAX, 500 for RWARE)")
     parser.add_argument("--eval-episodes", type=int, help="episodes of the final deterministic evaluation (default 200)")
+    options = parser.add_argument_group("options from marlbenchmark/on-policy (book/deviations.md)")
+    options.add_argument("--value-loss", choices=("mse", "huber"), help="critic loss: mse (default; half squared error) or huber (delta 10)")
+    options.add_argument("--value-clip", type=float, metavar="EPS", help="clip the critic's change from its rollout value to +-EPS, keeping the larger loss (on-policy: 0.2; default: no clipping)")
+    options.add_argument("--value-norm-stats", choices=("exact", "ema"), help="value normalization statistics: exact running moments (default) or ema (on-policy's ValueNorm)")
+    options.add_argument("--feature-norm", action="store_true", help="LayerNorm on the actors' and the critic's inputs (feed-forward models)")
+    options.add_argument("--advantage-norm", choices=("joint", "per_agent", "none"), help="advantages to mean 0, std 1 over all agents together (default), per agent, or not at all")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -39,9 +45,10 @@ def config_from_args(args: argparse.Namespace):
 
     given = {"env": args.env, "total_frames": args.total_frames, "device": args.device, "n_agents": args.n_agents,
              "num_envs": args.num_envs, "lr": args.lr, "chunk_length": args.chunk_length, "horizon": args.horizon,
-             "eval_episodes": args.eval_episodes, "critic": args.critic}
+             "eval_episodes": args.eval_episodes, "critic": args.critic, "value_loss": args.value_loss,
+             "value_clip": args.value_clip, "value_norm_stats": args.value_norm_stats, "advantage_norm": args.advantage_norm}
     return MAPPOConfig(seed=args.seed, ippo=args.ippo, share=not args.no_share, continuous=args.continuous,
-                       recurrent=args.recurrent,
+                       recurrent=args.recurrent, feature_norm=args.feature_norm,
                        **{k: v for k, v in given.items() if v is not None})
 
 

@@ -52,6 +52,19 @@ IPPO (``ippo=True``) is the same algorithm with the critic V(o_a) on the agent's
 (plus the time fraction, which both critics get): the ablation that asks what the centralized
 critic buys.
 
+Options from on-policy (book/deviations.md measures each on simple_spread). marlpg's defaults are the
+plain forms of the equations above; marlbenchmark/on-policy differs in these places, each a switch here:
+
+* ``value_loss="huber"``: Huber's loss with delta = ``huber_delta`` (10) instead of e^2 / 2 on the error
+  e = V - G (normalized units);
+* ``value_clip=eps_v``: the larger of the losses of V and of V_old + clip(V - V_old, -eps_v, eps_v), with
+  V_old the critic's output at collection (on-policy clips with PPO's eps, 0.2);
+* ``value_norm_stats="ema"``: on-policy's ValueNorm statistics (:class:`marlpg.core.normalizer.DecayingNormalizer`)
+  in place of the exact running moments;
+* ``feature_norm=True``: a LayerNorm on the inputs of every actor and of the critic;
+* ``advantage_norm="per_agent"`` (each agent's advantages to mean 0 and std 1 over its own samples) or
+  ``"none"``, against the joint normalization of step 2 (on-policy's, and the default).
+
 Recurrent MAPPO (``recurrent=True``, ``--recurrent``; Yu et al.'s "rMAPPO"). For partial
 observability the actors and the critic become GRUs (:mod:`marlpg.core.recurrent`). Agent a's
 actor keeps a hidden state over its own observation history,
@@ -94,7 +107,7 @@ from marlpg.core.critics import AttentionCritic, PooledCritic
 from marlpg.core.evaluation import gap_closed, return_and_win_rate
 from marlpg.core.gae import gae
 from marlpg.core.networks import CategoricalActor, GaussianActor, entropy, log_prob, mlp
-from marlpg.core.normalizer import RunningNormalizer
+from marlpg.core.normalizer import DecayingNormalizer, RunningNormalizer
 from marlpg.core.recurrent import GRUNet, RecurrentActor, chunk_count, chunk_initial_states, reset_where, to_chunks, valid_steps
 from marlpg.core.runlog import progress_bar
 from marlpg.core.schedule import IterationBudget
@@ -106,6 +119,9 @@ from marlpg.envs.protocol import acting_agents, agent_dones, agent_truncations, 
 DEFAULT_FRAMES = 6_000_000
 CRITICS = ("global", "agent_specific", "pooled", "attention")  # the centralized critic's inputs (see the module docstring)
 RECURRENT_CRITICS = ("global", "agent_specific")  # those with a recurrent form
+VALUE_LOSSES = ("mse", "huber")
+NORM_STATS = ("exact", "ema")  # core.normalizer.RunningNormalizer, DecayingNormalizer
+ADVANTAGE_NORMS = ("joint", "per_agent", "none")
 
 # The settings a config leaves at None take their values from the task's backend. The generic row was tuned on
 # simple_spread (book/deviations.md). SMAX's follows JaxMARL's MAPPO for SMAX (longer rollouts of fewer copies,
@@ -174,6 +190,13 @@ class MAPPOConfig(IterationBudget):
     update_threads: int | None = None  # CPU threads for updates (None: MARLPG_THREADS, else all; see core.threads)
     recurrent: bool = False  # GRU actors and critics trained on sequence chunks (see "Recurrent MAPPO" above)
     chunk_length: int = 10  # steps per training chunk of a recurrent model
+    # marlbenchmark/on-policy's choices where marlpg's defaults differ ("Options from on-policy" above)
+    value_loss: str = "mse"  # one of VALUE_LOSSES: "mse" (half squared error) or "huber" (delta = huber_delta)
+    huber_delta: float = 10.0
+    value_clip: float | None = None  # keep the larger loss of V and of V moved at most +-value_clip from its rollout value
+    value_norm_stats: str = "exact"  # one of NORM_STATS: "exact" running moments or "ema" (on-policy's ValueNorm)
+    feature_norm: bool = False  # LayerNorm on the inputs of the actors and the critic (feed-forward models)
+    advantage_norm: str = "joint"  # one of ADVANTAGE_NORMS: over every agent and step, per agent, or none
 
     def __post_init__(self):
         for name, value in task_defaults(self.env).items():
@@ -199,6 +222,7 @@ class MAPPOConfig(IterationBudget):
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
         self._check_critic()
         self._check_recurrent()
+        self._check_options()
 
     def _check_critic(self) -> None:
         if self.critic not in CRITICS:
@@ -214,6 +238,20 @@ class MAPPOConfig(IterationBudget):
             raise ValueError(
                 f"recurrent=True supports critic in {RECURRENT_CRITICS}; got critic={self.critic!r}, "
                 "which is feed-forward only"
+            )
+
+    def _check_options(self) -> None:
+        for name, allowed in (("value_loss", VALUE_LOSSES), ("value_norm_stats", NORM_STATS), ("advantage_norm", ADVANTAGE_NORMS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {getattr(self, name)!r}")
+        if not self.huber_delta > 0:
+            raise ValueError(f"huber_delta must be positive; got {self.huber_delta!r}")
+        if self.value_clip is not None and not self.value_clip > 0:
+            raise ValueError(f"value_clip must be positive, or None for no clipping; got {self.value_clip!r}")
+        if self.feature_norm and (self.recurrent or self.critic in ("pooled", "attention")):
+            raise ValueError(
+                "feature_norm=True puts a LayerNorm before feed-forward MLPs: it takes recurrent=False and critic "
+                f"'global' or 'agent_specific'; got recurrent={self.recurrent!r}, critic={self.critic!r}"
             )
 
     def _check_recurrent(self) -> None:
@@ -249,7 +287,11 @@ class MAPPO(nn.Module):
         else:
             self.actors = nn.ModuleList(make_actor(actor_in, spec.n_actions, cfg.actor_hidden) for _ in self.groups)
             self.critic = feed_forward_critic(spec, cfg)
-        self.value_normalizer = RunningNormalizer()
+        if cfg.feature_norm:
+            for actor in self.actors:
+                actor.net = with_input_norm(actor.net)
+            self.critic = with_input_norm(self.critic)
+        self.value_normalizer = DecayingNormalizer() if cfg.value_norm_stats == "ema" else RunningNormalizer()
 
     def actor_input(self, obs: torch.Tensor) -> torch.Tensor:
         return with_agent_ids(obs) if self.use_ids else obs
@@ -396,6 +438,11 @@ def feed_forward_critic(spec: EnvSpec, cfg: MAPPOConfig) -> nn.Module:
     if cfg.critic in ("pooled", "attention"):
         return (PooledCritic if cfg.critic == "pooled" else AttentionCritic)(spec.obs_dim, cfg.critic_hidden)
     return mlp(spec.state_dim, cfg.critic_hidden, spec.n_agents)  # V(x): one output per agent
+
+
+def with_input_norm(net: nn.Sequential) -> nn.Sequential:
+    """``net`` behind a LayerNorm of its input (on-policy's ``use_feature_normalization``)."""
+    return nn.Sequential(nn.LayerNorm(net[0].in_features), *net)
 
 
 def agent_specific_input(obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -638,8 +685,27 @@ def surrogate_losses(dist, values: torch.Tensor, batch: dict, cfg: MAPPOConfig):
     surrogate = clipped_surrogate(new_log_probs, batch["log_probs"], batch["advantages"], cfg.clip)
     policy_loss = -masked_mean(surrogate, active)
     ent = masked_mean(entropy(dist), active)
-    value_loss = 0.5 * masked_mean((values - batch["targets"]).pow(2), active)
+    value_loss = masked_mean(critic_loss(values, batch, cfg), active)
     return policy_loss, ent, value_loss, (new_log_probs - batch["log_probs"]).detach()
+
+
+def critic_loss(values: torch.Tensor, batch: dict, cfg: MAPPOConfig) -> torch.Tensor:
+    """Each sample's critic loss against ``batch["targets"]`` (normalized units): the half squared error or the
+    Huber loss, and with ``value_clip`` the larger of that loss and the loss of the prediction moved at most
+    ``value_clip`` from the rollout's own (``batch["old_values"]``), as in on-policy."""
+    loss = pointwise_value_loss(values - batch["targets"], cfg)
+    if cfg.value_clip is None:
+        return loss
+    old = batch["old_values"]
+    clipped = old + (values - old).clamp(-cfg.value_clip, cfg.value_clip)
+    return torch.max(loss, pointwise_value_loss(clipped - batch["targets"], cfg))
+
+
+def pointwise_value_loss(error: torch.Tensor, cfg: MAPPOConfig) -> torch.Tensor:
+    """e^2 / 2, or Huber's: e^2 / 2 for |e| <= delta, delta (|e| - delta / 2) beyond."""
+    if cfg.value_loss == "huber":
+        return nn.functional.huber_loss(error, torch.zeros_like(error), reduction="none", delta=cfg.huber_delta)
+    return 0.5 * error.pow(2)
 
 
 def make_optimizers(model: MAPPO, cfg: MAPPOConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
@@ -675,8 +741,28 @@ def advantages_and_targets(model: MAPPO, rollout: Rollout, cfg: MAPPOConfig) -> 
     if cfg.value_norm:
         model.value_normalizer.update(targets[active])
         targets = model.value_normalizer.normalize(targets)
-    used = advantages[active]
-    return (advantages - used.mean()) / (used.std() + 1e-8), targets, returns
+    return normalized_advantages(advantages, active, cfg.advantage_norm), targets, returns
+
+
+def normalized_advantages(advantages: torch.Tensor, active: torch.Tensor, how: str) -> torch.Tensor:
+    """``advantages [T, E, n]`` to mean 0 and std 1 over the active samples: over all of them together
+    (``"joint"``), over each agent's own (``"per_agent"``), or left as they are (``"none"``)."""
+    if how == "none":
+        return advantages
+    if how == "joint":
+        used = advantages[active]
+        return (advantages - used.mean()) / (used.std() + 1e-8)
+    weight = active.to(advantages.dtype)
+    count = weight.sum((0, 1))
+    mean = (advantages * weight).sum((0, 1)) / count.clamp(min=1)
+    variance = ((advantages - mean).pow(2) * weight).sum((0, 1)) / (count - 1).clamp(min=1)
+    return (advantages - mean) / (variance.sqrt() + 1e-8)
+
+
+def rollout_critic_outputs(model: MAPPO, rollout: Rollout, cfg: MAPPOConfig) -> torch.Tensor:
+    """The critic's outputs at collection in its own (normalized) units, for ``value_clip``: read before
+    ``advantages_and_targets`` moves the normalizer's statistics."""
+    return model.value_normalizer.normalize(rollout.values) if cfg.value_norm else rollout.values
 
 
 def explained_variance(values: torch.Tensor, targets: torch.Tensor) -> float:
@@ -711,12 +797,14 @@ def update(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generat
 
     Returns the losses and PPO's diagnostics (see the module docstring), averaged over minibatches.
     """
+    old_values = rollout_critic_outputs(model, rollout, cfg) if cfg.value_clip is not None else None
     advantages, targets, returns = advantages_and_targets(model, rollout, cfg)
     active = rollout.active if rollout.active is not None else torch.ones_like(advantages, dtype=torch.bool)
     explained = explained_variance(rollout.values[active], returns[active])
     flat = {
         "obs": rollout.obs, "state": rollout.state, "actions": rollout.actions, "log_probs": rollout.log_probs,
         "advantages": advantages, "targets": targets, "active": active, "action_mask": rollout.action_mask,
+        "old_values": old_values,
     }
     flat = {k: v.flatten(0, 1) for k, v in flat.items() if v is not None}
     samples = flat["obs"].shape[0]
@@ -746,14 +834,14 @@ def optimizer_step(model: MAPPO, optimizers, cfg: MAPPOConfig, losses, active: t
 
 
 def recurrent_chunks(rollout: Rollout, advantages: torch.Tensor, targets: torch.Tensor, active: torch.Tensor,
-                     chunk_length: int) -> tuple[dict, dict]:
+                     chunk_length: int, old_values: torch.Tensor | None = None) -> tuple[dict, dict]:
     """The rollout cut into chunks (see :mod:`marlpg.core.recurrent`): ``[L, C E, ...]`` sequences
     and ``[C E, ...]`` initial hidden states. Padding is inactive, with every action legal."""
     steps, copies = rollout.rewards.shape[:2]
     per_step = {
         "obs": rollout.obs, "state": rollout.state, "actions": rollout.actions, "log_probs": rollout.log_probs,
         "advantages": advantages, "targets": targets, "active": active, "starts": rollout.starts,
-        "action_mask": rollout.action_mask,
+        "action_mask": rollout.action_mask, "old_values": old_values,
     }
     sequences = {k: to_chunks(v, chunk_length, fill=k == "action_mask") for k, v in per_step.items() if v is not None}
     sequences["active"] = sequences["active"] & valid_steps(steps, copies, chunk_length, active.device).unsqueeze(-1)
@@ -764,10 +852,11 @@ def recurrent_chunks(rollout: Rollout, advantages: torch.Tensor, targets: torch.
 def update_recurrent(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generator: torch.Generator) -> dict:
     """``update`` for a recurrent model: PPO epochs over minibatches of chunks of ``cfg.chunk_length`` steps,
     each replayed from its stored hidden state. Returns the same diagnostics."""
+    old_values = rollout_critic_outputs(model, rollout, cfg) if cfg.value_clip is not None else None
     advantages, targets, returns = advantages_and_targets(model, rollout, cfg)
     active = rollout.active if rollout.active is not None else torch.ones_like(advantages, dtype=torch.bool)
     explained = explained_variance(rollout.values[active], returns[active])
-    sequences, initial = recurrent_chunks(rollout, advantages, targets, active, cfg.chunk_length)
+    sequences, initial = recurrent_chunks(rollout, advantages, targets, active, cfg.chunk_length, old_values)
     stats = torch.zeros(len(DIAGNOSTICS))
     for _ in range(cfg.epochs):
         for index in minibatch_indices(sequences["obs"].shape[1], cfg.minibatches, generator, rollout.obs.device):
