@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-agents", type=int, help="agents (sellers) in the team (default by task)")
     parser.add_argument("--num-envs", type=int, help="environment copies stepped together (default by task)")
     parser.add_argument("--horizon", type=int, help="pricing: periods per episode (1: the one-shot game; default by task)")
+    parser.add_argument("--gumbel", choices=("hard", "soft"), help="with --discrete: the critic sees one-hot samples "
+                        "(hard, the default) or openai/maddpg's relaxed ones (soft)")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -36,7 +38,7 @@ def config_from_args(args: argparse.Namespace):
 
     given = {"total_frames": args.total_frames, "n_agents": args.n_agents, "num_envs": args.num_envs,
              "horizon": args.horizon, "device": args.device, "critic": args.critic,
-             "continuous": False if args.discrete else None}
+             "continuous": False if args.discrete else None, "gumbel": args.gumbel}
     cfg = MADDPGConfig.for_env(args.env, seed=args.seed, iddpg=args.iddpg, share=not args.no_share,
                                **{k: v for k, v in given.items() if v is not None})
     if cfg.warmup_frames >= cfg.total_frames:  # a tiny budget still learns a little

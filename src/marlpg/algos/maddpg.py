@@ -25,7 +25,10 @@ differentiates through its straight-through one-hot sample, the targets' next ac
 from the target actors (so the critic is trained on the policy the actor improves, not on a greedy
 one), and the actor loss adds ``logit_reg`` (1e-3, as openai/maddpg) times the mean squared logit,
 which keeps the logits from growing without bound while the straight-through gradient pushes them.
-Deployment and evaluation act greedily (argmax). The critic sees one-hot actions.
+Deployment and evaluation act greedily (argmax). The critic sees one-hot actions; with ``gumbel="soft"``
+it sees, and the buffer stores, the relaxed samples themselves, as openai/maddpg does (the environment,
+whose discrete actions are indices, still gets the sample's largest entry, which has the policy's
+distribution).
 
 IDDPG (``iddpg=True``) is the ablation: each critic sees only its own observation, its own
 action and the time fraction, Q_i(o_i, a_i, t/H), so other agents are part of the environment.
@@ -68,6 +71,7 @@ from marlpg.envs import EnvSpec, make_env
 
 ENVS = ("pricing", "vmas:simple_spread", "fleet", "fleet:shared")
 CRITICS = ("concat", "pooled")  # Q_i on the global state and joint action, or on the set of (o_j, a_j)
+GUMBELS = ("hard", "soft")  # what the critic and the buffer see of a discrete action (the module docstring)
 
 
 @dataclass
@@ -96,6 +100,7 @@ class MADDPGConfig(IterationBudget):
     noise_end: float = 0.05
     noise_decay: float = 0.5  # fraction of training over which the noise decays linearly
     gumbel_temperature: float = 1.0
+    gumbel: str = "hard"  # one of GUMBELS: discrete actions as straight-through one-hots, or openai/maddpg's soft samples
     logit_reg: float = 1e-3  # discrete: weight of the mean squared actor logit in the actor loss (openai/maddpg)
     max_grad_norm: float = 1.0
     initial_action: float | None = None  # continuous: start every actor near this action (None: near 0)
@@ -137,6 +142,10 @@ class MADDPGConfig(IterationBudget):
             raise ValueError(f"initial_action needs continuous actions and a value in (-1, 1); got {self.initial_action!r}")
         if self.critic not in CRITICS:
             raise ValueError(f"critic must be one of {', '.join(map(repr, CRITICS))}; got {self.critic!r}")
+        if self.gumbel not in GUMBELS:
+            raise ValueError(f"gumbel must be one of {', '.join(map(repr, GUMBELS))}; got {self.gumbel!r}")
+        if self.gumbel == "soft" and self.continuous:
+            raise ValueError("gumbel='soft' is about discrete actions; it needs continuous=False (on the command line, --discrete)")
         if self.critic == "pooled" and (self.iddpg or not self.share):
             raise ValueError("critic='pooled' is one shared critic over every agent; it needs iddpg=False and share=True")
         if self.env == "pricing" and not self.continuous:
@@ -238,7 +247,7 @@ class MADDPG(nn.Module):
         """``differentiable_actions`` and the actor's raw outputs (the logits, for the regularizer)."""
         out = self.actor(obs)
         if self.spec.discrete:
-            return F.gumbel_softmax(out, tau=self.cfg.gumbel_temperature, hard=True), out
+            return self.gumbel_sample(out), out
         return torch.tanh(out), out
 
     def target_actions(self, obs: torch.Tensor) -> torch.Tensor:
@@ -250,7 +259,7 @@ class MADDPG(nn.Module):
         with torch.no_grad():  # in the body, not a decorator: mutmut skips decorated functions
             out = self.target_actor(obs)
             if self.spec.discrete:
-                return F.gumbel_softmax(out, tau=self.cfg.gumbel_temperature, hard=True)
+                return self.gumbel_sample(out)
             return torch.tanh(out)
 
     @torch.no_grad()
@@ -258,9 +267,15 @@ class MADDPG(nn.Module):
         """Behaviour actions (critic format): mu(o) plus clipped Gaussian noise, or a Gumbel-softmax sample."""
         out = self.actor(obs)
         if self.spec.discrete:
-            return F.gumbel_softmax(out, tau=self.cfg.gumbel_temperature, hard=True)
+            return self.gumbel_sample(out)
         mean = torch.tanh(out)
         return (mean + noise_std * torch.randn_like(mean)).clamp(-1, 1)
+
+    def gumbel_sample(self, logits: torch.Tensor) -> torch.Tensor:
+        """A Gumbel-softmax sample of the policy ``softmax(logits)`` at ``gumbel_temperature``: with
+        ``gumbel="hard"`` the one-hot of its largest entry, with the relaxed sample's gradient (straight-through);
+        with ``"soft"`` the relaxed probability vector itself (openai/maddpg)."""
+        return F.gumbel_softmax(logits, tau=self.cfg.gumbel_temperature, hard=self.cfg.gumbel == "hard")
 
     def env_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Critic-format actions to what the environment takes (indices for discrete actions)."""
