@@ -49,11 +49,11 @@ def study_config(study: str, label: str, seed: int, frames: int | None, quick: b
 
     if study == "maddpg":
         small = dict(eval_episodes=8, warmup_frames=800, batch_size=128) if quick else {}
-        cfg = maddpg.MADDPGConfig(continuous=False, seed=seed, eval_every=1 if quick else MADDPG_EVAL_EVERY,
+        cfg = maddpg.MADDPGConfig(continuous=False, seed=seed, eval_every=2 if quick else MADDPG_EVAL_EVERY,
                                   **({"total_frames": frames} if frames else {}), **small, **MADDPG_VARIANTS[label])
         return maddpg, cfg
     small = dict(eval_episodes=8, num_envs=16, minibatches=2) if quick else {}
-    cfg = mappo.MAPPOConfig(seed=seed, total_frames=frames or FRAMES, eval_every=1 if quick else EVAL_EVERY,
+    cfg = mappo.MAPPOConfig(seed=seed, total_frames=frames or FRAMES, eval_every=3 if quick else EVAL_EVERY,
                             **small, **VARIANTS[label])
     return mappo, cfg
 
@@ -75,7 +75,8 @@ def finals(rows: list[dict]) -> dict[str, dict[int, float]]:
     """variant -> seed -> the share of the gap at the run's last row."""
     out: dict[str, dict[int, float]] = {}
     for row in rows:
-        out.setdefault(row["method"], {})[int(row["seed"])] = float(row["gap"])
+        if row["gap"] is not None:  # rows between evaluations have none; the last of a run has the final one
+            out.setdefault(row["method"], {})[int(row["seed"])] = float(row["gap"])
     return out
 
 
