@@ -15,6 +15,7 @@ import torch
 from marlpg.algos import mappo
 from marlpg.core.normalizer import DecayingNormalizer, RunningNormalizer
 from marlpg.envs.protocol import EnvSpec
+from mappo_rollouts import one_step_rollout  # tests/mappo_rollouts.py
 
 SPEC = EnvSpec(n_agents=2, obs_dim=3, state_dim=7, discrete=True, n_actions=3, horizon=2)
 
@@ -71,7 +72,7 @@ def test_update_with_value_clip_limits_how_far_the_critic_moves():
         cfg = _cfg(value_norm=False, value_clip=clip, lr=0.01, epochs=30)
         torch.manual_seed(0)
         model = mappo.MAPPO(SPEC, cfg)
-        rollout = _one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), rewards)
+        rollout = one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), rewards)
         mappo.update(model, rollout, mappo.make_optimizers(model, cfg), cfg, torch.Generator().manual_seed(0))
         moves[clip] = (model.value(rollout.state[0], obs).detach() - rollout.values[0]).abs().max().item()
     assert moves[None] > 1.0
@@ -87,7 +88,7 @@ def test_update_with_value_clip_sees_the_critics_own_units():
     model = mappo.MAPPO(SPEC, cfg)
     model.value_normalizer.update(torch.tensor([10.0, 30.0]))  # mean 20, std 10
     obs = torch.zeros(4, 2, 3)
-    rollout = _one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, 2))
+    rollout = one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, 2))
     raw = model.value(rollout.state[0], obs).detach()
     assert mappo.rollout_critic_outputs(model, rollout, cfg)[0] == pytest.approx(raw, abs=1e-5)
     assert not torch.allclose(rollout.values[0], raw)  # de-normalized: a different number
@@ -164,7 +165,7 @@ def test_advantage_norm_reaches_the_update():
     model = mappo.MAPPO(SPEC, cfg)
     obs = torch.zeros(4, 2, 3)
     rewards = torch.tensor([[1.0, 100.0], [2.0, 300.0], [3.0, 200.0], [4.0, 400.0]])
-    rollout = _one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), rewards)
+    rollout = one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), rewards)
     advantages, _, _ = mappo.advantages_and_targets(model, rollout, cfg)
     for agent in range(2):
         assert advantages[..., agent].mean().item() == pytest.approx(0.0, abs=1e-5)
@@ -248,15 +249,3 @@ def test_recurrent_and_feed_forward_updates_run_with_the_options(overrides):
         result = mappo.train(cfg, progress=False, with_reference=False)
         row = result.curve[-1]
         assert math.isfinite(row["value_loss"]) and math.isfinite(result.eval_return)
-
-
-def _one_step_rollout(model, obs, actions, rewards):
-    E = obs.shape[0]
-    state = torch.cat([obs.flatten(1), torch.zeros(E, 1)], dim=-1)
-    with torch.no_grad():
-        log_probs = model.policy(obs).log_prob(actions)
-    rollout = mappo.Rollout(
-        obs=obs[None], state=state[None], actions=actions[None], log_probs=log_probs[None], values=None,
-        rewards=rewards[None], dones=torch.ones(1, E, dtype=torch.bool), last_value=None,
-    )
-    return mappo.with_values(model, rollout, (obs, state))

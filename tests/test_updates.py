@@ -19,6 +19,7 @@ from marlpg.algos import coma, maddpg, mappo
 from marlpg.core.gae import gae
 from marlpg.core.returns import td_lambda_targets
 from marlpg.envs.protocol import EnvSpec, Transition
+from mappo_rollouts import one_step_rollout  # tests/mappo_rollouts.py
 
 SPEC = EnvSpec(n_agents=2, obs_dim=3, state_dim=7, discrete=True, n_actions=3, horizon=2)
 
@@ -36,19 +37,6 @@ def _skew(actor_net: nn.Sequential, logits) -> None:
         actor_net[-1].bias.copy_(torch.tensor(logits))
 
 
-def _one_step_rollout(model, obs, actions, rewards):
-    """T = 1: every copy ends (terminates) after one step; values from the model's critic."""
-    E = obs.shape[0]
-    state = torch.cat([obs.flatten(1), torch.zeros(E, 1)], dim=-1)
-    with torch.no_grad():
-        log_probs = model.policy(obs).log_prob(actions)
-    rollout = mappo.Rollout(
-        obs=obs[None], state=state[None], actions=actions[None], log_probs=log_probs[None], values=None,
-        rewards=rewards[None], dones=torch.ones(1, E, dtype=torch.bool), last_value=None,
-    )
-    return mappo.with_values(model, rollout, (obs, state))
-
-
 # ------------------------------------------------------------------------------------------ MAPPO
 
 
@@ -58,7 +46,7 @@ def test_mappo_positive_advantage_raises_that_actions_probability(ippo):
     obs = torch.zeros(4, 2, 3)  # one observation everywhere: only the advantage tells the copies apart
     actions = torch.tensor([[0, 0], [1, 1], [0, 0], [1, 1]])
     rewards = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [1.0, 1.0], [-1.0, -1.0]])  # action 0 is good
-    rollout = _one_step_rollout(model, obs, actions, rewards)
+    rollout = one_step_rollout(model, obs, actions, rewards)
     before = model.policy(obs[:1]).probs[0, :, 0].detach()
     mappo.update(model, rollout, mappo.make_optimizers(model, cfg), cfg, torch.Generator().manual_seed(0))
     after = model.policy(obs[:1]).probs[0, :, 0].detach()
@@ -71,7 +59,7 @@ def test_mappo_entropy_bonus_raises_entropy():
     _skew(model.actors[0].net, [2.0, 0.0, -2.0])
     obs = torch.zeros(4, 2, 3)
     actions = torch.tensor([[0, 1], [1, 2], [2, 0], [0, 0]])
-    rollout = _one_step_rollout(model, obs, actions, torch.zeros(4, 2))  # equal returns: every advantage is 0
+    rollout = one_step_rollout(model, obs, actions, torch.zeros(4, 2))  # equal returns: every advantage is 0
     before = model.policy(obs[:1]).entropy().mean().item()
     stats = mappo.update(model, rollout, mappo.make_optimizers(model, cfg), cfg, torch.Generator().manual_seed(0))
     after = model.policy(obs[:1]).entropy().mean().item()
@@ -87,7 +75,7 @@ def test_mappo_gae_receives_de_normalized_values():
         model.value_normalizer.mean.fill_(10.0)
         model.value_normalizer.var.fill_(4.0 - model.value_normalizer.eps)
         model.value_normalizer.count.fill_(100.0)
-    rollout = _one_step_rollout(model, torch.zeros(4, 2, 3), torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, 2))
+    rollout = one_step_rollout(model, torch.zeros(4, 2, 3), torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, 2))
     assert torch.allclose(rollout.values, torch.full((1, 4, 2), 11.0))
     assert torch.allclose(rollout.last_value, torch.full((4, 2), 11.0))
     _, _, returns = mappo.advantages_and_targets(model, rollout, cfg)
@@ -100,7 +88,7 @@ def test_mappo_critic_moves_toward_its_normalized_targets(value_norm):
     cfg = replace(cfg, lr=1e-3)  # Adam's first step moves every weight by lr: small enough not to overshoot
     obs = torch.tensor([[[1.0, 0, 0], [1.0, 0, 0]], [[0, 1.0, 0], [0, 1.0, 0]]]).repeat(2, 1, 1)
     rewards = torch.tensor([[1.0, 1.0], [3.0, 3.0]]).repeat(2, 1)
-    rollout = _one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), rewards)
+    rollout = one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), rewards)
     state = rollout.state[0]
     before = model.value(state, obs).detach()
     mappo.update(model, rollout, mappo.make_optimizers(model, cfg), cfg, torch.Generator().manual_seed(0))
@@ -147,7 +135,7 @@ def test_mappo_reports_gradient_norms_before_clipping():
     cfg = replace(cfg, max_grad_norm=1e-6)
     obs = torch.randn(4, 2, 3)
     actions = torch.tensor([[0, 1], [1, 2], [2, 0], [0, 0]])
-    rollout = _one_step_rollout(model, obs, actions, torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 1.0], [0.0, 0.0]]))
+    rollout = one_step_rollout(model, obs, actions, torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 1.0], [0.0, 0.0]]))
     shadow = copy.deepcopy(model)
     advantages, targets, _ = mappo.advantages_and_targets(shadow, rollout, cfg)
     batch = {"obs": obs, "state": rollout.state[0], "actions": actions, "log_probs": rollout.log_probs[0],
@@ -193,7 +181,7 @@ def test_mappo_update_keeps_the_action_mask():
     obs = torch.randn(4, 2, 3)
     mask = torch.tensor([True, False, True]).expand(4, 2, 3)
     actions = torch.tensor([[0, 2], [2, 0], [0, 0], [2, 2]])
-    rollout = _one_step_rollout(model, obs, actions, torch.randn(4, 2))
+    rollout = one_step_rollout(model, obs, actions, torch.randn(4, 2))
     with torch.no_grad():
         log_probs = model.policy(obs, mask).log_prob(actions)
     rollout = replace(rollout, log_probs=log_probs[None], action_mask=mask[None])
@@ -608,7 +596,7 @@ def test_mappo_advantages_are_normalized_over_the_agents_that_act():
     model, cfg = _mappo(value_norm=False)
     obs = torch.zeros(4, 2, 3)
     rewards = torch.tensor([[1.0, 100.0], [2.0, -100.0], [3.0, 50.0], [4.0, 0.0]])
-    rollout = _one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), rewards)
+    rollout = one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), rewards)
     advantages, _, _ = mappo.advantages_and_targets(model, rollout, cfg)
     assert advantages.mean().item() == pytest.approx(0.0, abs=1e-6) and advantages.std().item() == pytest.approx(1.0, rel=1e-5)
     rollout = replace(rollout, active=torch.tensor([[[True, False]] * 4]))
