@@ -52,3 +52,29 @@ def test_seed_verdicts():
     assert deviations.seed_verdict([0.0, 0.0]) == "identical on every seed"
     assert deviations.seed_verdict([0.1, -0.1, 0.2]) == "ahead on 2 of 3 seeds"
     assert deviations.seed_verdict([-0.1, -0.2]) == "behind on all 2 seeds"
+
+
+def test_the_pages_claim_about_huber_holds_on_the_stored_runs():
+    """The page says Huber's loss (delta 10) gave the same run as the squared error on every seed."""
+    assert "gives the same run as the squared error on every seed" in PAGE.read_text()
+    gaps = deviations.final_gaps(deviations.load(deviations.STUDIES["mappo"], start=ROOT))
+    assert gaps["huber loss"] == gaps["defaults"]
+
+
+def test_the_pages_directions_follow_the_stored_runs():
+    """Each variant the page calls ahead or behind on all three seeds is so in the stored files."""
+    text = " ".join(PAGE.read_text().split())
+    mappo = deviations.final_gaps(deviations.load(deviations.STUDIES["mappo"], start=ROOT))
+    maddpg = deviations.final_gaps(deviations.load(deviations.STUDIES["maddpg"], start=ROOT))
+
+    def differences(gaps, name, base):
+        return [gaps[name][s] - gaps[base][s] for s in sorted(gaps[base])]
+
+    assert "value clipping and per-agent advantage normalization are ahead of the defaults on all three seeds" in text
+    for name in ("value clipping", "per-agent advantages"):
+        assert all(d > 0 for d in differences(mappo, name, "defaults")), name
+    assert "the input LayerNorm is behind on all three, and so is on-policy's whole set" in text
+    for name in ("input LayerNorm", "all of on-policy's"):
+        assert all(d < 0 for d in differences(mappo, name, "defaults")), name
+    assert "The soft samples are behind on all three seeds" in text
+    assert all(d < 0 for d in differences(maddpg, "soft Gumbel", "hard Gumbel (defaults)"))
