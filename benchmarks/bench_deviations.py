@@ -71,19 +71,18 @@ def train_run(label: str, seed: int, frames: int | None, quick: bool, study: str
     return record.rows
 
 
-def finals(rows: list[dict]) -> dict[str, dict[int, float]]:
-    """variant -> seed -> the share of the gap at the run's last row."""
-    out: dict[str, dict[int, float]] = {}
-    for row in rows:
-        if row["gap"] is not None:  # rows between evaluations have none; the last of a run has the final one
-            out.setdefault(row["method"], {})[int(row["seed"])] = float(row["gap"])
-    return out
-
-
 def summary_lines(rows: list[dict]) -> list[str]:
+    """Per variant: the IQM of the final gap with its interval, the per-seed difference from the first variant
+    (the defaults), and the CPU seconds of its runs as a ratio to the first variant's (both from this process)."""
+    from statistics import median
+
+    from marlpg.book.deviations import final_gaps
     from marlpg.book.stats import iqm_interval
 
-    gaps = finals(rows)
+    gaps = final_gaps(rows)
+    cpu: dict[str, dict[int, float]] = {}
+    for row in rows:  # a run's last row carries its CPU seconds in all
+        cpu.setdefault(row["method"], {})[int(row["seed"])] = float(row["cpu_seconds"])
     first = next(iter(gaps), None)
     base = gaps.get(first, {})
     lines = []
@@ -94,6 +93,8 @@ def summary_lines(rows: list[dict]) -> list[str]:
         if label != first and base:
             diffs = [by_seed[s] - base[s] for s in sorted(by_seed) if s in base]
             line += "; minus defaults per seed " + ", ".join(f"{d:+.3f}" for d in diffs)
+        cost = median(cpu[label].values()) / median(cpu[first].values())
+        line += f"; CPU seconds per run {cost:.2f}x {first}'s"
         lines.append(line)
     return lines
 

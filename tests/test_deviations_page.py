@@ -57,15 +57,15 @@ def test_seed_verdicts():
 def test_the_pages_claim_about_huber_holds_on_the_stored_runs():
     """The page says Huber's loss (delta 10) gave the same run as the squared error on every seed."""
     assert "gives the same run as the squared error on every seed" in PAGE.read_text()
-    gaps = deviations.final_gaps(deviations.load(deviations.STUDIES["mappo"], start=ROOT))
+    gaps = deviations.final_gaps(deviations.load(deviations.STUDIES["mappo"], start=ROOT).rows)
     assert gaps["huber loss"] == gaps["defaults"]
 
 
 def test_the_pages_directions_follow_the_stored_runs():
     """Each variant the page calls ahead or behind on all three seeds is so in the stored files."""
     text = " ".join(PAGE.read_text().split())
-    mappo = deviations.final_gaps(deviations.load(deviations.STUDIES["mappo"], start=ROOT))
-    maddpg = deviations.final_gaps(deviations.load(deviations.STUDIES["maddpg"], start=ROOT))
+    mappo = deviations.final_gaps(deviations.load(deviations.STUDIES["mappo"], start=ROOT).rows)
+    maddpg = deviations.final_gaps(deviations.load(deviations.STUDIES["maddpg"], start=ROOT).rows)
 
     def differences(gaps, name, base):
         return [gaps[name][s] - gaps[base][s] for s in sorted(gaps[base])]

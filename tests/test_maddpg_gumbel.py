@@ -7,7 +7,6 @@ kind, and the config's and the command line's handling of the option.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 
 import pytest
@@ -99,10 +98,9 @@ def test_bad_gumbel_settings_say_what_is_allowed(overrides, words):
 
 def test_the_command_line_takes_gumbel():
     from marlpg import maddpg as command
+    from marlpg.commands import parser_for
 
-    parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = parser_for(command)  # the command line as python -m marlpg.maddpg builds it
     cfg = command.config_from_args(parser.parse_args(["--env", "vmas:simple_spread", "--discrete", "--gumbel", "soft"]))
     assert (cfg.gumbel, cfg.continuous) == ("soft", False)
     assert command.config_from_args(parser.parse_args(["--env", "vmas:simple_spread", "--discrete"])).gumbel == "hard"

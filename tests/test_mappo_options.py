@@ -218,13 +218,10 @@ def test_bad_options_name_the_value_and_what_is_allowed(overrides, words):
 
 
 def test_the_command_line_carries_the_options():
-    import argparse
-
     from marlpg import mappo as command
+    from marlpg.commands import parser_for
 
-    parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = parser_for(command)  # the command line as python -m marlpg.mappo builds it
     args = parser.parse_args(["--value-loss", "huber", "--value-clip", "0.2", "--value-norm-stats", "ema",
                               "--feature-norm", "--advantage-norm", "per_agent"])
     cfg = command.config_from_args(args)

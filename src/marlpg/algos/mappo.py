@@ -792,15 +792,22 @@ def minibatch_indices(samples: int, minibatches: int, generator: torch.Generator
     return torch.randperm(samples, generator=generator).to(device).tensor_split(minibatches)
 
 
+def update_inputs(model: MAPPO, rollout: Rollout, cfg: MAPPOConfig):
+    """What both updates start from: the critic's rollout outputs in its own units (for ``value_clip``, else
+    None; read before the normalizer moves), the normalized advantages, the targets in the critic's units, the
+    active mask, and the critic's explained variance before the update."""
+    old_values = rollout_critic_outputs(model, rollout, cfg) if cfg.value_clip is not None else None
+    advantages, targets, returns = advantages_and_targets(model, rollout, cfg)
+    active = rollout.active if rollout.active is not None else torch.ones_like(advantages, dtype=torch.bool)
+    return old_values, advantages, targets, active, explained_variance(rollout.values[active], returns[active])
+
+
 def update(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generator: torch.Generator) -> dict:
     """PPO epochs over minibatches of environment steps (each step carries all n agents).
 
     Returns the losses and PPO's diagnostics (see the module docstring), averaged over minibatches.
     """
-    old_values = rollout_critic_outputs(model, rollout, cfg) if cfg.value_clip is not None else None
-    advantages, targets, returns = advantages_and_targets(model, rollout, cfg)
-    active = rollout.active if rollout.active is not None else torch.ones_like(advantages, dtype=torch.bool)
-    explained = explained_variance(rollout.values[active], returns[active])
+    old_values, advantages, targets, active, explained = update_inputs(model, rollout, cfg)
     flat = {
         "obs": rollout.obs, "state": rollout.state, "actions": rollout.actions, "log_probs": rollout.log_probs,
         "advantages": advantages, "targets": targets, "active": active, "action_mask": rollout.action_mask,
@@ -852,10 +859,7 @@ def recurrent_chunks(rollout: Rollout, advantages: torch.Tensor, targets: torch.
 def update_recurrent(model: MAPPO, rollout: Rollout, optimizers, cfg: MAPPOConfig, generator: torch.Generator) -> dict:
     """``update`` for a recurrent model: PPO epochs over minibatches of chunks of ``cfg.chunk_length`` steps,
     each replayed from its stored hidden state. Returns the same diagnostics."""
-    old_values = rollout_critic_outputs(model, rollout, cfg) if cfg.value_clip is not None else None
-    advantages, targets, returns = advantages_and_targets(model, rollout, cfg)
-    active = rollout.active if rollout.active is not None else torch.ones_like(advantages, dtype=torch.bool)
-    explained = explained_variance(rollout.values[active], returns[active])
+    old_values, advantages, targets, active, explained = update_inputs(model, rollout, cfg)
     sequences, initial = recurrent_chunks(rollout, advantages, targets, active, cfg.chunk_length, old_values)
     stats = torch.zeros(len(DIAGNOSTICS))
     for _ in range(cfg.epochs):

@@ -11,10 +11,10 @@ from marlpg.book.stored_results import StoredResults, load
 STUDIES = {"mappo": "deviations_simple_spread.csv", "maddpg": "deviations_maddpg_simple_spread.csv"}
 
 
-def final_gaps(stored: StoredResults) -> dict[str, dict[int, float]]:
-    """variant -> seed -> the share of the gap at the run's last row (its final evaluation), in file order."""
+def final_gaps(rows: list[dict]) -> dict[str, dict[int, float]]:
+    """variant -> seed -> the share of the gap at each run's last row (its final evaluation), in row order."""
     out: dict[str, dict[int, float]] = {}
-    for row in stored.rows:
+    for row in rows:
         if row["gap"] not in (None, ""):  # rows between evaluations have none; a run's last has its final one
             out.setdefault(str(row["method"]), {})[int(row["seed"])] = float(row["gap"])
     return out
@@ -35,7 +35,7 @@ def seed_verdict(differences: list[float]) -> str:
 def effect_table(stored: StoredResults) -> str:
     """A Markdown table: per variant, the IQM of the final gap with its 95% interval, the difference from the
     first variant (the defaults) on each seed in percentage points, and what the seeds say."""
-    gaps = final_gaps(stored)
+    gaps = final_gaps(stored.rows)
     names = list(gaps)
     base = gaps[names[0]]
     lines = ["| variant | final share of the gap, IQM [95% CI] | minus the defaults, per seed (points) | seeds |",

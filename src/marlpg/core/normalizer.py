@@ -11,7 +11,20 @@ import torch
 from torch import nn
 
 
-class RunningNormalizer(nn.Module):
+class Normalizer(nn.Module):
+    """What both kinds of statistics share: ``normalize`` and ``denormalize`` by their ``mean`` and ``std``."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+
+class RunningNormalizer(Normalizer):
     """Exact running moments over every sample seen (Chan et al.'s parallel update)."""
 
     def __init__(self, shape: tuple[int, ...] = (), eps: float = 1e-5):
@@ -38,14 +51,8 @@ class RunningNormalizer(nn.Module):
     def std(self) -> torch.Tensor:
         return (self.var + self.eps).sqrt()
 
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
 
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
-
-
-class DecayingNormalizer(nn.Module):
+class DecayingNormalizer(Normalizer):
     """The statistics of marlbenchmark/on-policy's ``ValueNorm``: exponentially decayed averages of the
     batch mean and of the batch mean square, each divided by the decayed weight so far (bias correction),
 
@@ -82,9 +89,3 @@ class DecayingNormalizer(nn.Module):
     @property
     def std(self) -> torch.Tensor:
         return self.var.sqrt()
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
