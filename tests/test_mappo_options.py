@@ -208,6 +208,7 @@ def test_without_feature_norm_no_layernorm():
         ({"value_clip": 0.0}, ["value_clip must be positive", "None for no clipping"]),
         ({"feature_norm": True, "recurrent": True}, ["feature_norm=True", "recurrent=True"]),
         ({"feature_norm": True, "critic": "pooled"}, ["feature_norm=True", "critic='pooled'"]),
+        ({"feature_norm": True, "critic": "attention"}, ["feature_norm=True", "critic='attention'"]),
     ],
 )
 def test_bad_options_name_the_value_and_what_is_allowed(overrides, words):
@@ -246,3 +247,49 @@ def test_recurrent_and_feed_forward_updates_run_with_the_options(overrides):
         result = mappo.train(cfg, progress=False, with_reference=False)
         row = result.curve[-1]
         assert math.isfinite(row["value_loss"]) and math.isfinite(result.eval_return)
+
+
+def test_a_small_positive_huber_delta_is_accepted():
+    assert _cfg(value_loss="huber", huber_delta=0.5).huber_delta == 0.5
+
+
+def test_value_clip_bounds_a_step_down_as_well_as_up():
+    cfg = _cfg(value_clip=0.2)
+    loss = mappo.critic_loss(torch.tensor([-0.5]), {"targets": torch.tensor([-1.0]), "old_values": torch.tensor([0.0])}, cfg)
+    # V moved -0.5 toward G = -1; clipped to -0.2, its error 0.8 is the larger: 0.32, not the unclipped 0.125
+    assert loss.tolist() == pytest.approx([0.32])
+
+
+def test_an_agent_with_one_active_sample_gets_advantage_zero():
+    advantages = torch.tensor([[[7.0, 1.0]], [[50.0, 3.0]]])
+    active = torch.tensor([[[True, True]], [[False, True]]])
+    out = mappo.normalized_advantages(advantages, active, "per_agent")
+    assert out[0, 0, 0].item() == pytest.approx(0.0, abs=1e-6)  # its own mean is itself
+
+
+def test_without_value_norm_the_old_values_are_the_rollouts_own():
+    cfg = _cfg(value_norm=False, value_norm_stats="ema", value_clip=0.2)  # ema's unfitted std is 0.1, not 1
+    torch.manual_seed(0)
+    model = mappo.MAPPO(SPEC, cfg)
+    obs = torch.randn(4, 2, 3)  # not zeros: a zero input gives the critic's zero bias, the same in any units
+    rollout = one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), torch.ones(4, 2))
+    assert rollout.values.abs().min() > 0
+    assert torch.equal(mappo.rollout_critic_outputs(model, rollout, cfg), rollout.values)
+
+
+def test_update_inputs_keep_the_rollouts_active_mask():
+    cfg = _cfg(value_norm=False)
+    torch.manual_seed(0)
+    model = mappo.MAPPO(SPEC, cfg)
+    obs = torch.zeros(4, 2, 3)
+    rollout = one_step_rollout(model, obs, torch.zeros(4, 2, dtype=torch.long), torch.randn(4, 2))
+    rollout.active = torch.tensor([[[True, False], [True, True], [False, True], [True, True]]])
+    _, _, _, active, _ = mappo.update_inputs(model, rollout, cfg)
+    assert torch.equal(active, rollout.active)
+
+
+def test_decaying_normalizer_keeps_one_statistic_per_element():
+    norm = DecayingNormalizer(shape=(2,), beta=0.5)
+    norm.update(torch.tensor([[1.0, 10.0], [3.0, 30.0]]))
+    assert norm.mean.tolist() == pytest.approx([2.0, 20.0])
+    assert norm.var.tolist() == pytest.approx([1.0, 100.0])
